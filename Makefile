@@ -1,0 +1,111 @@
+# msb build. `make` builds everything, `make test` runs every test.
+# Layout of build/: bin/ (msb), libexec/msb/ (helpers, some static for the
+# portable host), share/msb/ (the portable host image, the test guest),
+# tools/ (build-time tools), obj/, tests/.
+
+CC       ?= gcc
+MUSL_CC  ?= musl-gcc
+B        := build
+PYTHON   := /usr/bin/python3
+
+WARN     := -Wall -Wextra -Werror
+CSTD     := -std=c11 -D_GNU_SOURCE
+CFLAGS   ?= -O2 -g
+INC      := -Isrc/lib/include -Isrc/lib/util
+ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(INC)
+# musl's headers lack the kernel's; borrow only linux/ and asm/ from the system.
+MUSL_INC := $(B)/musl-inc
+MUSL_CFLAGS := $(CSTD) $(WARN) -O2 -static -isystem $(MUSL_INC)
+
+LIB_SRCS := $(wildcard src/lib/util/*.c src/lib/host/*.c src/lib/vmproc/*.c) \
+            src/kvmcheck/tinyvm.c
+LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/src/kvmcheck/tinyvm_guest.o
+CLI_SRCS := $(wildcard src/cli/*.c)
+CLI_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRCS))
+HDRS     := $(wildcard src/*/*.h src/lib/*/*.h)
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
+
+.PHONY: all phost test unit integration asan bench format clean
+all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/share/msb/kvm-smoke-guest.bin phost
+
+$(B)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/obj/%.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) -c -o $@ $<
+
+$(B)/lib/libmsb.a: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/msb: $(CLI_OBJS) $(B)/lib/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^
+
+$(MUSL_INC)/.stamp:
+	@mkdir -p $(MUSL_INC)
+	ln -sfn /usr/include/linux $(MUSL_INC)/linux
+	ln -sfn /usr/include/x86_64-linux-gnu/asm $(MUSL_INC)/asm
+	ln -sfn /usr/include/asm-generic $(MUSL_INC)/asm-generic
+	touch $@
+
+# Static (musl), so the same binary runs natively and inside the portable host.
+$(B)/libexec/msb/msb-kvm-smoke: src/kvmcheck/kvm_smoke.c src/kvmcheck/tinyvm.c \
+		src/kvmcheck/tinyvm_guest.S src/kvmcheck/tinyvm.h $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(filter %.c %.S,$^)
+
+$(B)/libexec/msb/msb-phost-init: src/phost/init.c src/phost/status.h $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ src/phost/init.c
+
+# The self-test guest as a file: msb doctor hands it to msb-kvm-smoke, through
+# the portable host's shared-file path where it runs there.
+$(B)/share/msb/kvm-smoke-guest.bin: $(B)/obj/src/kvmcheck/tinyvm_guest.o
+	@mkdir -p $(dir $@)
+	objcopy -O binary --only-section=.rodata $< $@
+
+$(B)/tools/mkcpio: src/tools/mkcpio.c src/tools/cpio.c src/tools/cpio.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ src/tools/mkcpio.c src/tools/cpio.c
+
+# Cached outside the clone by a hash of its inputs; cheap when nothing changed.
+phost: $(B)/libexec/msb/msb-phost-init $(B)/libexec/msb/msb-kvm-smoke $(B)/tools/mkcpio
+	phost/build-image $(B) $(B)/share/msb
+
+# ---- tests ---------------------------------------------------------------
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c
+$(B)/tests/test_%: tests/unit/test_%.c $(TEST_SRCS_lib) src/kvmcheck/tinyvm_guest.S $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Isrc -o $@ $< $(TEST_SRCS_lib) \
+		src/kvmcheck/tinyvm_guest.S -lcmocka
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+asan: unit
+
+integration: all
+	$(PYTHON) -m pytest -v tests/integration
+
+test: unit integration
+
+# ---- benchmarks ----------------------------------------------------------
+
+$(B)/bench/phost_start: bench/phost_start.c $(B)/lib/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^
+
+bench: all $(B)/bench/phost_start
+	$(B)/bench/phost_start
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,62 @@
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct cli_cmd commands[] = {
+	{"info", "show how this machine runs sandboxes, and where msb keeps its files", cmd_info},
+	{"doctor", "check that this machine can run sandboxes by starting a test VM", cmd_doctor},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: msb COMMAND [OPTIONS]\n\nmsb runs untrusted code in hardware-isolated "
+		   "microVMs.\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'msb COMMAND --help' for a command's options.\n"
+		   "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME.\n");
+}
+
+int cli_fail(const struct msb_err *e)
+{
+	fprintf(stderr, "msb: error: %s\n", e->msg);
+	return 1;
+}
+
+int cli_select_host(struct msb_host_choice *c, int always)
+{
+	struct msb_err err = {0};
+	if (msb_host_select(c, &err) < 0)
+		return cli_fail(&err);
+	if (always || (!c->from_cache && !c->forced))
+		fprintf(stderr, "msb: %s\n", c->why);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	/* A closed stream must be an error to handle, not a silent death. */
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("msb %s\n", MSB_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "msb: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,24 @@
+/* Small file-system helpers. All return 0 or a negative errno. */
+#ifndef MSB_UTIL_FSUTIL_H
+#define MSB_UTIL_FSUTIL_H
+
+#include <stddef.h>
+
+/* mkdir -p with mode 0700 for created directories. */
+int fs_mkdir_p(const char *path);
+
+/* Writes @len bytes to @path atomically: a temporary name in the same
+ * directory, fsync, rename. */
+int fs_write_atomic(const char *path, const void *data, size_t len);
+
+/* Reads at most @size - 1 bytes of @path into @buf, NUL-terminated; returns
+ * the length. */
+int fs_read_small(const char *path, char *buf, size_t size);
+
+/* rm -r of a directory holding only files (no subdirectories). */
+int fs_remove_flat_dir(const char *path);
+
+/* snprintf that fails with -ENAMETOOLONG instead of truncating. */
+int fs_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * The QEMU command line of a portable host. Kept apart from process
+ * handling so it is a pure function, tested on its own.
+ */
+#ifndef MSB_VMPROC_PHOST_CMD_H
+#define MSB_VMPROC_PHOST_CMD_H
+
+#include "argbuf.h"
+#include "msb.h"
+
+#define PHOST_STREAM_FD	   3   /* the stream socket's fd number in QEMU */
+#define PHOST_DEFAULT_MIB  512
+#define PHOST_MAX_FILES	   16
+#define PHOST_CMDLINE_MAX  2048 /* x86 COMMAND_LINE_SIZE */
+#define PHOST_STREAM_NAME  "msb.stream"
+
+struct phost_cmd {
+	const char *qemu;      /* binary, found on PATH if it has no '/' */
+	const char *kernel;    /* vmlinuz of Debian's cloud kernel */
+	const char *initramfs; /* ours: init, modules, programs */
+	const char *log;       /* console output goes here (appended) */
+	unsigned mem_mib;
+	const char *const *argv; /* program inside the portable host */
+	const struct msb_vm_file *files;
+	size_t nfiles;
+};
+
+/*
+ * Fills @out with QEMU's argv. Returns 0, or -EINVAL with @err set when an
+ * argument cannot travel on the kernel command line (empty, spaces, quotes,
+ * control characters), a file name is invalid or repeated, or the command
+ * line is longer than the kernel takes; -E2BIG when @out overflows.
+ */
+int phost_cmd_build(const struct phost_cmd *c, struct argbuf *out, struct msb_err *err);
+
+/* 1 when @name may name a shared file (see struct msb_vm_file). */
+int phost_valid_file_name(const char *name);
+
+#endif

@@ -1,0 +1,320 @@
+/*
+ * Starting the VMM-side program natively or inside a portable host, with one
+ * byte stream to it, and telling the caller plainly how it ended.
+ */
+#include "msb.h"
+#include "argbuf.h"
+#include "err.h"
+#include "fsutil.h"
+#include "phost_cmd.h"
+#include "rundir.h"
+#include "../../phost/status.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STOP_GRACE_MS 2000
+
+struct msb_vmproc {
+	enum msb_host_mode mode;
+	pid_t pid;
+	int stream_fd;
+	int exited; /* pid has been reaped */
+	int wait_status;
+	char prog[256];
+	struct rundir rd;
+};
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+const char *msb_vm_file_path(enum msb_host_mode mode, const struct msb_vm_file *f, char *buf,
+			     size_t len)
+{
+	int e = mode == MSB_HOST_PORTABLE ? fs_path(buf, len, "/files/%s", f->name)
+					  : fs_path(buf, len, "%s", f->path);
+	return e ? NULL : buf;
+}
+
+int msb_vmproc_stream(const struct msb_vmproc *p)
+{
+	return p->stream_fd;
+}
+
+const char *msb_vmproc_log(const struct msb_vmproc *p)
+{
+	return p->rd.log;
+}
+
+pid_t msb_vmproc_pid(const struct msb_vmproc *p)
+{
+	return p->pid;
+}
+
+/* In the child, before exec: die with the parent, put @stream at @fds,
+ * diagnostics into @log, close everything else. Never returns on failure. */
+static void child_setup(pid_t parent, int stream, const int *fds, int nfds, const char *log)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		_exit(127);
+	int logfd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (logfd < 0 || null < 0)
+		_exit(127);
+	/* Move the sources above every target so dup2 order cannot clobber. */
+	int s = fcntl(stream, F_DUPFD_CLOEXEC, 16), l = fcntl(logfd, F_DUPFD_CLOEXEC, 16),
+	    n = fcntl(null, F_DUPFD_CLOEXEC, 16);
+	if (s < 0 || l < 0 || n < 0)
+		_exit(127);
+	if (dup2(n, STDIN_FILENO) < 0 || dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0)
+		_exit(127);
+	for (int i = 0; i < nfds; i++)
+		if (dup2(s, fds[i]) < 0)
+			_exit(127);
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* every other fd of ours is O_CLOEXEC */
+}
+
+static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nfds,
+		 struct msb_err *err)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return err_set(err, -errno, "socketpair: %s", strerror(errno));
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = -errno;
+		close(sv[0]);
+		close(sv[1]);
+		return err_set(err, e, "fork: %s", strerror(-e));
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		child_setup(parent, sv[1], fds, nfds, p->rd.log);
+		if (strchr(argv[0], '/'))
+			execv(argv[0], argv);
+		else
+			execvp(argv[0], argv);
+		dprintf(STDERR_FILENO, "msb: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(sv[1]);
+	p->pid = pid;
+	p->stream_fd = sv[0];
+	return 0;
+}
+
+static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
+			struct msb_err *err)
+{
+	static const int fds[] = {STDIN_FILENO, STDOUT_FILENO};
+	struct argbuf a;
+	argbuf_init(&a);
+	for (const char *const *s = o->argv; *s; s++)
+		argbuf_push(&a, "%s", *s);
+	if (a.overflow)
+		return err_set(err, -E2BIG, "too many arguments for %s", o->argv[0]);
+	int e = spawn(p, a.argv, fds, 2, err);
+	/* The program's stdout is the stream, so only stderr reaches the log. */
+	return e;
+}
+
+static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
+			  struct msb_err *err)
+{
+	static const int fds[] = {PHOST_STREAM_FD};
+	char share[4096], kernel[4096], initrd[4096];
+	int e = msb_share_dir(share, sizeof(share));
+	if (e || fs_path(kernel, sizeof(kernel), "%s/phost/vmlinuz", share) ||
+	    fs_path(initrd, sizeof(initrd), "%s/phost/initramfs.cpio", share))
+		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's share directory");
+	if (access(kernel, R_OK) < 0 || access(initrd, R_OK) < 0)
+		return err_set(err, -ENOENT,
+			       "the portable host image is not installed (no %s/phost/): build it "
+			       "with ./setup or make",
+			       share);
+	for (size_t i = 0; i < o->nfiles; i++)
+		if (access(o->files[i].path, R_OK) < 0)
+			return err_set(err, -errno, "cannot read %s: %s", o->files[i].path,
+				       strerror(errno));
+	const char *qemu = getenv("MSB_QEMU");
+	struct phost_cmd c = {
+		.qemu = qemu && *qemu ? qemu : "qemu-system-x86_64",
+		.kernel = kernel,
+		.initramfs = initrd,
+		.log = p->rd.log,
+		.mem_mib = o->mem_mib,
+		.argv = o->argv,
+		.files = o->files,
+		.nfiles = o->nfiles,
+	};
+	struct argbuf a;
+	e = phost_cmd_build(&c, &a, err);
+	if (e)
+		return e;
+	return spawn(p, a.argv, fds, 1, err);
+}
+
+int msb_vmproc_start(const struct msb_vmproc_opts *o, struct msb_vmproc **out,
+		     struct msb_err *err)
+{
+	*out = NULL;
+	if (!o || o->size < sizeof(*o) || !o->argv || !o->argv[0])
+		return err_set(err, -EINVAL, "msb_vmproc_start: bad options");
+	if (o->mode != MSB_HOST_NATIVE && o->mode != MSB_HOST_PORTABLE)
+		return err_set(err, -EINVAL, "msb_vmproc_start: unknown host mode %d", o->mode);
+	if (o->nfiles > PHOST_MAX_FILES)
+		return err_set(err, -EINVAL, "at most %d files", PHOST_MAX_FILES);
+	struct msb_vmproc *p = calloc(1, sizeof(*p));
+	if (!p)
+		return err_set(err, -ENOMEM, "out of memory");
+	p->mode = o->mode;
+	p->pid = -1;
+	p->stream_fd = -1;
+	snprintf(p->prog, sizeof(p->prog), "%s", o->argv[0]);
+	int e = rundir_create(&p->rd, o->name ? o->name : "vm", err);
+	if (e) {
+		free(p);
+		return e;
+	}
+	e = o->mode == MSB_HOST_NATIVE ? start_native(p, o, err) : start_portable(p, o, err);
+	if (e) {
+		rundir_remove(&p->rd, 0);
+		free(p);
+		return e;
+	}
+	*out = p;
+	return 0;
+}
+
+/* The last line of the log that says "error", else its last line. */
+static void log_reason(const char *log, char *buf, size_t len)
+{
+	enum { LOG_TAIL = 65536 };
+	buf[0] = 0;
+	char *text = malloc(LOG_TAIL);
+	if (!text)
+		return;
+	if (fs_read_small(log, text, LOG_TAIL) <= 0) {
+		free(text);
+		return;
+	}
+	char *best = NULL, *last = NULL, *save = NULL;
+	for (char *line = strtok_r(text, "\r\n", &save); line;
+	     line = strtok_r(NULL, "\r\n", &save)) {
+		while (*line == ' ')
+			line++;
+		if (!*line)
+			continue;
+		last = line;
+		if (strstr(line, "error"))
+			best = line;
+	}
+	if (best || last)
+		snprintf(buf, len, "%s", best ? best : last);
+	free(text);
+}
+
+static int reap(struct msb_vmproc *p, int timeout_ms)
+{
+	long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	for (;;) {
+		int st;
+		pid_t r = waitpid(p->pid, &st, WNOHANG);
+		if (r == p->pid) {
+			p->exited = 1;
+			p->wait_status = st;
+			return 0;
+		}
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (deadline >= 0 && now_ms() >= deadline)
+			return -ETIMEDOUT;
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int decode_portable(struct msb_vmproc *p, struct msb_err *err)
+{
+	int st = p->wait_status;
+	char why[300];
+	log_reason(p->rd.log, why, sizeof(why));
+	if (WIFSIGNALED(st))
+		return err_set(err, -ECHILD,
+			       "the portable host stopped unexpectedly (QEMU was killed by signal "
+			       "%d); see %s",
+			       WTERMSIG(st), p->rd.log);
+	int c = WEXITSTATUS(st);
+	if (c == 0)
+		return err_set(err, -ECHILD,
+			       "the portable host shut down without reporting a result (%s); see %s",
+			       why[0] ? why : "no message", p->rd.log);
+	if (!(c & 1) || c < 3)
+		return err_set(err, -ECHILD, "the portable host did not start: %s; see %s",
+			       why[0] ? why : "QEMU failed", p->rd.log);
+	int v = c >> 1;
+	if (v >= PHOST_V_EXITED && v <= PHOST_V_EXITED + PHOST_MAX_STATUS)
+		return v - PHOST_V_EXITED;
+	if (v == PHOST_V_HIGH)
+		return 255;
+	if (v == PHOST_V_SIGNALED)
+		return err_set(err, -ECHILD, "%s was killed by a signal in the portable host; see %s",
+			       p->prog, p->rd.log);
+	return err_set(err, -ECHILD, "the portable host did not start %s: %s; see %s", p->prog,
+		       why[0] ? why : "unknown error", p->rd.log);
+}
+
+int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
+{
+	if (!p->exited) {
+		int e = reap(p, timeout_ms);
+		if (e == -ETIMEDOUT)
+			return err_set(err, e, "%s did not finish within %d s; see %s",
+				       p->mode == MSB_HOST_PORTABLE ? "the portable host" : p->prog,
+				       timeout_ms / 1000, p->rd.log);
+		if (e)
+			return err_set(err, e, "waitpid: %s", strerror(-e));
+	}
+	if (p->mode == MSB_HOST_PORTABLE)
+		return decode_portable(p, err);
+	if (WIFEXITED(p->wait_status))
+		return WEXITSTATUS(p->wait_status);
+	return err_set(err, -ECHILD, "%s was killed by signal %d; see %s", p->prog,
+		       WTERMSIG(p->wait_status), p->rd.log);
+}
+
+void msb_vmproc_destroy(struct msb_vmproc *p, int keep_log)
+{
+	if (!p)
+		return;
+	if (p->stream_fd >= 0)
+		close(p->stream_fd);
+	if (p->pid > 0 && !p->exited) {
+		kill(p->pid, SIGTERM);
+		if (reap(p, STOP_GRACE_MS) < 0) {
+			kill(p->pid, SIGKILL);
+			reap(p, -1);
+		}
+	}
+	rundir_remove(&p->rd, keep_log);
+	free(p);
+}

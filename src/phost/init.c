@@ -1,0 +1,327 @@
+/*
+ * msb-phost-init: PID 1 of the portable host.
+ *
+ * The portable host is a QEMU TCG VM whose only job is to give our VMM a
+ * real /dev/kvm (kvm_amd on an emulated SVM CPU). This init loads the
+ * modules listed in /modules.list, waits for /dev/kvm, the byte-stream port
+ * and the shared files, runs one program with the stream as its stdin and
+ * stdout, and hands its exit status to QEMU through isa-debug-exit, so the
+ * portable host lives exactly as long as that program.
+ *
+ * Arguments come from the kernel command line after its "--" (which the
+ * kernel removes):
+ *   [-f NAME]... --run PROGRAM [ARG]...
+ * Each NAME is a read-only virtio-blk disk whose serial is NAME; it appears
+ * as /files/NAME. Module parameters use the usual "module.param=value" on
+ * the kernel command line (virtio_mmio.device=... on -M microvm).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "status.h"
+
+#define STREAM_PORT_NAME "msb.stream"
+#define DEVICE_WAIT_MS	 60000	 /* TCG is slow; a missing device is still an error */
+#define MAX_FILES	 16
+#define MAX_NAME	 64
+#define CMDLINE_MAX	 4096
+
+static void logf_(const char *fmt, ...)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	char buf[512];
+	int n = snprintf(buf, sizeof(buf), "msb-phost-init[%ld.%03ld]: ", (long)ts.tv_sec,
+			 ts.tv_nsec / 1000000);
+	va_list ap;
+	va_start(ap, fmt);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+	size_t len = strnlen(buf, sizeof(buf) - 2);
+	buf[len++] = '\n';
+	ssize_t w = write(STDERR_FILENO, buf, len);
+	(void)w;
+}
+
+/* Ends the portable host, handing @v (a PHOST_V_* value) to msb. */
+static _Noreturn void finish(unsigned v)
+{
+	sync();
+	if (ioperm(PHOST_DEBUG_EXIT_PORT, 4, 1) == 0)
+		outl(v, PHOST_DEBUG_EXIT_PORT);
+	/* No isa-debug-exit: power off; the host sees "no status". */
+	reboot(RB_POWER_OFF);
+	for (;;)
+		pause();
+}
+
+static _Noreturn void die(const char *fmt, ...)
+{
+	char buf[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	logf_("error: %s", buf);
+	finish(PHOST_V_SETUP);
+}
+
+static int read_small_file(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t got = 0;
+	while (got + 1 < size) {
+		ssize_t n = read(fd, buf + got, size - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[got] = 0;
+	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == ' '))
+		buf[--got] = 0;
+	return (int)got;
+}
+
+/* "mod.param=value" words of the kernel command line for module @mod, joined
+ * by spaces as finit_module wants them. Module names compare with '-' == '_'. */
+static void module_params(const char *cmdline, const char *mod, char *out, size_t size)
+{
+	size_t used = 0, mlen = strlen(mod);
+	out[0] = 0;
+	const char *p = cmdline;
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		const char *w = p;
+		while (*p && *p != ' ')
+			p++;
+		size_t wlen = (size_t)(p - w);
+		if (wlen <= mlen + 1 || w[mlen] != '.')
+			continue;
+		int same = 1;
+		for (size_t i = 0; i < mlen && same; i++) {
+			char a = w[i] == '-' ? '_' : w[i], b = mod[i] == '-' ? '_' : mod[i];
+			same = a == b;
+		}
+		if (!same || wlen - mlen - 1 + 2 > size - used)
+			continue;
+		if (used)
+			out[used++] = ' ';
+		memcpy(out + used, w + mlen + 1, wlen - mlen - 1);
+		used += wlen - mlen - 1;
+		out[used] = 0;
+	}
+}
+
+static void load_modules(const char *cmdline)
+{
+	FILE *f = fopen("/modules.list", "re");
+	if (!f)
+		die("cannot open /modules.list: %s", strerror(errno));
+	char name[MAX_NAME + 2];
+	while (fgets(name, sizeof(name), f)) {
+		name[strcspn(name, "\n")] = 0;
+		if (!name[0])
+			continue;
+		char path[128], params[1024];
+		snprintf(path, sizeof(path), "/lib/modules/%s.ko", name);
+		module_params(cmdline, name, params, sizeof(params));
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("cannot open %s: %s", path, strerror(errno));
+		if (syscall(SYS_finit_module, fd, params, 0) < 0 && errno != EEXIST)
+			die("cannot load module %s: %s", name, strerror(errno));
+		close(fd);
+	}
+	fclose(f);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Finds the entry of @class_dir whose @attr file reads @want; writes its
+ * name to @out. Returns 1 when found. */
+static int find_by_attr(const char *class_dir, const char *prefix, const char *attr,
+			const char *want, char *out, size_t size)
+{
+	DIR *d = opendir(class_dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	int found = 0;
+	while (!found && (e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		char path[300], val[MAX_NAME + 1];
+		snprintf(path, sizeof(path), "%s/%s/%s", class_dir, e->d_name, attr);
+		if (read_small_file(path, val, sizeof(val)) >= 0 && !strcmp(val, want)) {
+			snprintf(out, size, "%s", e->d_name);
+			found = 1;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static void wait_for(const char *what, int (*ready)(const void *, char *, size_t), const void *arg,
+		     char *out, size_t size)
+{
+	long deadline = now_ms() + DEVICE_WAIT_MS;
+	while (!ready(arg, out, size)) {
+		if (now_ms() > deadline)
+			die("%s did not appear within %d s", what, DEVICE_WAIT_MS / 1000);
+		sleep_ms(5);
+	}
+}
+
+static int kvm_ready(const void *arg, char *out, size_t size)
+{
+	(void)arg;
+	(void)out;
+	(void)size;
+	return access("/dev/kvm", R_OK | W_OK) == 0;
+}
+
+static int port_ready(const void *name, char *out, size_t size)
+{
+	return find_by_attr("/sys/class/virtio-ports", "vport", "name", name, out, size);
+}
+
+static int disk_ready(const void *serial, char *out, size_t size)
+{
+	return find_by_attr("/sys/block", "vd", "serial", serial, out, size);
+}
+
+static int valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > MAX_NAME - 1)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_' || s[i] == '.'))
+			return 0;
+	return s[0] != '.';
+}
+
+int main(int argc, char **argv)
+{
+	mkdir("/dev", 0755);
+	mkdir("/proc", 0555);
+	mkdir("/sys", 0555);
+	if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0 ||
+	    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		die("mounting /dev, /proc, /sys: %s", strerror(errno));
+
+	const char *files[MAX_FILES];
+	int nfiles = 0, i = 1;
+	for (; i < argc && strcmp(argv[i], "--run"); i++) {
+		if (!strcmp(argv[i], "-f") && i + 1 < argc && nfiles < MAX_FILES &&
+		    valid_name(argv[i + 1]))
+			files[nfiles++] = argv[++i];
+		else
+			die("bad argument %s (usage: [-f NAME]... --run PROGRAM [ARG]...)", argv[i]);
+	}
+	if (i + 1 >= argc)
+		die("no program to run (usage: [-f NAME]... --run PROGRAM [ARG]...)");
+	char **prog = argv + i + 1;
+
+	char cmdline[CMDLINE_MAX];
+	if (read_small_file("/proc/cmdline", cmdline, sizeof(cmdline)) < 0)
+		die("cannot read /proc/cmdline");
+	load_modules(cmdline);
+
+	char dev[MAX_NAME + 16];
+	wait_for("/dev/kvm", kvm_ready, NULL, dev, sizeof(dev));
+	logf_("/dev/kvm is ready");
+	char port[MAX_NAME];
+	wait_for("the stream port " STREAM_PORT_NAME, port_ready, STREAM_PORT_NAME, port,
+		 sizeof(port));
+	mkdir("/files", 0755);
+	for (int f = 0; f < nfiles; f++) {
+		char disk[MAX_NAME], target[MAX_NAME + 8], link[MAX_NAME + 8];
+		wait_for(files[f], disk_ready, files[f], disk, sizeof(disk));
+		snprintf(target, sizeof(target), "/dev/%s", disk);
+		snprintf(link, sizeof(link), "/files/%s", files[f]);
+		if (symlink(target, link) < 0)
+			die("cannot link %s: %s", link, strerror(errno));
+	}
+
+	char port_path[MAX_NAME + 8];
+	snprintf(port_path, sizeof(port_path), "/dev/%s", port);
+	int stream = open(port_path, O_RDWR | O_CLOEXEC);
+	if (stream < 0)
+		die("cannot open %s: %s", port_path, strerror(errno));
+	/* Until QEMU says the host end is connected, a read of the port returns
+	 * end-of-file at once; the port polls POLLHUP until then. */
+	for (long deadline = now_ms() + DEVICE_WAIT_MS;;) {
+		struct pollfd pfd = {.fd = stream, .events = POLLOUT};
+		if (poll(&pfd, 1, 100) > 0 && !(pfd.revents & POLLHUP))
+			break;
+		if (now_ms() > deadline)
+			die("the host end of %s did not connect", port_path);
+		sleep_ms(5);
+	}
+
+	pid_t child = fork();
+	if (child < 0)
+		die("fork: %s", strerror(errno));
+	if (child == 0) {
+		if (dup2(stream, STDIN_FILENO) < 0 || dup2(stream, STDOUT_FILENO) < 0)
+			_exit(127);
+		execv(prog[0], prog);
+		logf_("error: cannot run %s: %s", prog[0], strerror(errno));
+		_exit(127);
+	}
+	logf_("started %s", prog[0]);
+	for (;;) {
+		int st;
+		pid_t p = wait(&st);
+		if (p < 0 && errno == EINTR)
+			continue;
+		if (p < 0)
+			die("wait: %s", strerror(errno));
+		if (p != child)
+			continue; /* an orphan reparented to us */
+		if (WIFEXITED(st)) {
+			int code = WEXITSTATUS(st);
+			logf_("%s exited with status %d", prog[0], code);
+			finish(code > PHOST_MAX_STATUS ? PHOST_V_HIGH
+							: PHOST_V_EXITED + (unsigned)code);
+		}
+		logf_("%s was killed by signal %d", prog[0], WTERMSIG(st));
+		finish(PHOST_V_SIGNALED);
+	}
+}
