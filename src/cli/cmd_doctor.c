@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #define GREETING "msb-kvm-smoke: hello from a KVM guest; its user-mode SYSCALL reached CPL0\n"
-#define PING	 "msb doctor ping\n"
-#define PONG	 "MSB DOCTOR PING\n"
+#define PING     "msb doctor ping\n"
+#define PONG     "MSB DOCTOR PING\n"
 
 static long now_ms(void)
 {
@@ -56,11 +56,11 @@ static int read_line(int fd, char *buf, size_t size, long deadline)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: msb doctor [--timeout SECONDS]\n\n"
-		   "Checks that this machine can run sandboxes: picks the host mode (native\n"
-		   "/dev/kvm or the portable host, see msb info), starts a test VM there whose\n"
-		   "guest enters user mode and makes a system call, and talks to it through\n"
-		   "the same byte stream sandboxes use. Exit status 0 when all of it works.\n\n"
-		   "  --timeout SECONDS   give up after this long (default 300)\n");
+	           "Checks that this machine can run sandboxes: picks the host mode (native\n"
+	           "/dev/kvm or the portable host, see msb info), starts a test VM there whose\n"
+	           "guest enters user mode and makes a system call, and talks to it through\n"
+	           "the same byte stream sandboxes use. Exit status 0 when all of it works.\n\n"
+	           "  --timeout SECONDS   give up after this long (default 300)\n");
 }
 
 struct doctor {
@@ -78,23 +78,26 @@ static int converse(struct doctor *d, const char *where)
 	if (n <= 0 || strcmp(line, GREETING)) {
 		struct msb_err err = {0};
 		if (n == -ETIMEDOUT) {
-			fprintf(stderr, "msb: error: no answer from the test VM within the timeout; "
-					"see %s\n",
-				msb_vmproc_log(d->vm));
+			fprintf(stderr,
+			        "msb: error: no answer from the test VM within the timeout; "
+			        "see %s\n",
+			        msb_vmproc_log(d->vm));
 			return 1;
 		}
 		if (n > 0) {
-			fprintf(stderr, "msb: error: the test VM said \"%.*s\" instead of its "
-					"greeting; see %s\n",
-				(int)strcspn(line, "\n"), line, msb_vmproc_log(d->vm));
+			fprintf(stderr,
+			        "msb: error: the test VM said \"%.*s\" instead of its "
+			        "greeting; see %s\n",
+			        (int)strcspn(line, "\n"), line, msb_vmproc_log(d->vm));
 			return 1;
 		}
 		int st = msb_vmproc_wait(d->vm, 30000, &err);
 		if (st < 0)
 			return cli_fail(&err);
-		fprintf(stderr, "msb: error: the test VM exited with status %d before greeting; "
-				"see %s\n",
-			st, msb_vmproc_log(d->vm));
+		fprintf(stderr,
+		        "msb: error: the test VM exited with status %d before greeting; "
+		        "see %s\n",
+		        st, msb_vmproc_log(d->vm));
 		return 1;
 	}
 	printf("guest:    %s", line);
@@ -107,11 +110,11 @@ static int converse(struct doctor *d, const char *where)
 	n = read_line(fd, line, sizeof(line), d->deadline);
 	if (n <= 0 || strcmp(line, PONG)) {
 		fprintf(stderr, "msb: error: the test VM did not echo the stream (%s); see %s\n",
-			n < 0 ? strerror(-n) : "got something else", msb_vmproc_log(d->vm));
+		        n < 0 ? strerror(-n) : "got something else", msb_vmproc_log(d->vm));
 		return 1;
 	}
-	printf("stream:   sent \"%.*s\", the guest answered \"%.*s\"\n",
-	       (int)strlen(PING) - 1, PING, (int)strlen(PONG) - 1, PONG);
+	printf("stream:   sent \"%.*s\", the guest answered \"%.*s\"\n", (int)strlen(PING) - 1,
+	       PING, (int)strlen(PONG) - 1, PONG);
 	return 0;
 }
 
@@ -153,18 +156,18 @@ int cmd_doctor(int argc, char **argv)
 		return 1;
 	const char *argv_vm[] = {portable ? "/bin/msb-kvm-smoke" : smoke, "--guest", gpath, NULL};
 	struct msb_vmproc_opts o = {
-		.size = sizeof(o),
-		.mode = c.mode,
-		.name = "doctor",
-		.argv = argv_vm,
-		.files = files,
-		.nfiles = 1,
+	    .size = sizeof(o),
+	    .mode = c.mode,
+	    .name = "doctor",
+	    .argv = argv_vm,
+	    .files = files,
+	    .nfiles = 1,
 	};
 	struct doctor d = {.start = now_ms()};
 	d.deadline = d.start + timeout_s * 1000;
 	if (portable)
 		fprintf(stderr, "msb: starting a test VM in the portable host (software emulation, "
-				"this takes a few seconds)...\n");
+		                "this takes a few seconds)...\n");
 	struct msb_err err = {0};
 	if (msb_vmproc_start(&o, &d.vm, &err) < 0)
 		return cli_fail(&err);
@@ -177,11 +180,12 @@ int cmd_doctor(int argc, char **argv)
 			rc = cli_fail(&err);
 		} else if (st != 0) {
 			fprintf(stderr, "msb: error: the test VM exited with status %d; see %s\n",
-				st, msb_vmproc_log(d.vm));
+			        st, msb_vmproc_log(d.vm));
 			rc = 1;
 		} else {
 			printf("result:   ok, this machine can run sandboxes (%s, %.2f s in all)\n",
-			       portable ? "portable host" : "native", (now_ms() - d.start) / 1000.0);
+			       portable ? "portable host" : "native",
+			       (now_ms() - d.start) / 1000.0);
 		}
 	}
 	msb_vmproc_destroy(d.vm, rc != 0);

@@ -9,10 +9,11 @@ int cmd_info(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: msb info\n\nShows the host mode msb uses here (native /dev/kvm "
-			       "or the portable host) and why,\nand where msb keeps its state, cache "
-			       "and files. Runs the KVM self-test if its\nresult is not cached yet. "
-			       "See also: msb doctor.\n");
+			printf(
+			    "usage: msb info\n\nShows the host mode msb uses here (native /dev/kvm "
+			    "or the portable host) and why,\nand where msb keeps its state, cache "
+			    "and files. Runs the KVM self-test if its\nresult is not cached yet. "
+			    "See also: msb doctor.\n");
 			return 0;
 		}
 		fprintf(stderr, "msb info: unknown argument '%s' (see msb info --help)\n", argv[i]);

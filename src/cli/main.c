@@ -5,8 +5,8 @@
 #include <string.h>
 
 static const struct cli_cmd commands[] = {
-	{"info", "show how this machine runs sandboxes, and where msb keeps its files", cmd_info},
-	{"doctor", "check that this machine can run sandboxes by starting a test VM", cmd_doctor},
+    {"info", "show how this machine runs sandboxes, and where msb keeps its files", cmd_info},
+    {"doctor", "check that this machine can run sandboxes by starting a test VM", cmd_doctor},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -14,11 +14,11 @@ static const struct cli_cmd commands[] = {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: msb COMMAND [OPTIONS]\n\nmsb runs untrusted code in hardware-isolated "
-		   "microVMs.\n\nCommands:\n");
+	           "microVMs.\n\nCommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'msb COMMAND --help' for a command's options.\n"
-		   "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME.\n");
+	           "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME.\n");
 }
 
 int cli_fail(const struct msb_err *e)

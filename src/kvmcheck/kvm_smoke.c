@@ -100,11 +100,11 @@ static int read_guest(const char *path, uint8_t **out, size_t *len)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: msb-kvm-smoke [--guest FILE] [--kvm DEVICE]\n"
-		   "Runs msb's self-test guest on KVM: the guest enters user mode, makes a\n"
-		   "SYSCALL, checks it reached CPL0, prints a greeting and echoes one line\n"
-		   "of stdin upper-cased. Exit status 0 when all of that worked.\n"
-		   "  --guest FILE   load the guest from FILE (default: the built-in one)\n"
-		   "  --kvm DEVICE   the KVM device (default /dev/kvm)\n");
+	           "Runs msb's self-test guest on KVM: the guest enters user mode, makes a\n"
+	           "SYSCALL, checks it reached CPL0, prints a greeting and echoes one line\n"
+	           "of stdin upper-cased. Exit status 0 when all of that worked.\n"
+	           "  --guest FILE   load the guest from FILE (default: the built-in one)\n"
+	           "  --kvm DEVICE   the KVM device (default /dev/kvm)\n");
 }
 
 int main(int argc, char **argv)
@@ -131,7 +131,7 @@ int main(int argc, char **argv)
 		int e = read_guest(guest_path, &loaded, &len);
 		if (e < 0) {
 			fprintf(stderr, "msb-kvm-smoke: cannot read %s: %s\n", guest_path,
-				strerror(-e));
+			        strerror(-e));
 			return 1;
 		}
 		code = loaded;

@@ -17,10 +17,10 @@
 extern const uint8_t tvm_guest_start[], tvm_guest_end[];
 
 #define MEM_SIZE   0x200000ULL /* one 2 MiB page; TVM_MAX_GUEST follows from it */
-#define GDT_GPA	   0x1000ULL
+#define GDT_GPA    0x1000ULL
 #define PML4_GPA   0x2000ULL
 #define PDPT_GPA   0x3000ULL
-#define PD_GPA	   0x4000ULL
+#define PD_GPA     0x4000ULL
 #define STACK_GPA  0x7000ULL
 #define GUEST_BASE 0x8000ULL
 #define MAX_EXITS  100000 /* the guest needs a few hundred; more means a loop */
@@ -53,9 +53,9 @@ static int fail(struct tvm_result *r, int err, const char *what)
 static void setup_memory(uint8_t *mem)
 {
 	uint64_t *gdt = (uint64_t *)(mem + GDT_GPA);
-	gdt[SEL_KERNEL_CS >> 3] = 0x00af9b000000ffffULL; /* 64-bit code, DPL0 */
-	gdt[SEL_KERNEL_DS >> 3] = 0x00cf93000000ffffULL; /* data, DPL0 */
-	gdt[SEL_USER32_CS >> 3] = 0x00cffb000000ffffULL; /* 32-bit code, DPL3 */
+	gdt[SEL_KERNEL_CS >> 3] = 0x00af9b000000ffffULL;       /* 64-bit code, DPL0 */
+	gdt[SEL_KERNEL_DS >> 3] = 0x00cf93000000ffffULL;       /* data, DPL0 */
+	gdt[SEL_USER32_CS >> 3] = 0x00cffb000000ffffULL;       /* 32-bit code, DPL3 */
 	gdt[(SEL_USER32_CS >> 3) + 1] = 0x00cff3000000ffffULL; /* data, DPL3 */
 	gdt[(SEL_USER32_CS >> 3) + 2] = 0x00affb000000ffffULL; /* 64-bit code, DPL3 */
 
@@ -107,7 +107,7 @@ static int setup_vcpu(int kvm_fd, int vcpu_fd, uint64_t syscall_off, struct tvm_
 	sregs.gdt.base = GDT_GPA;
 	sregs.gdt.limit = 8 * 8 - 1;
 	sregs.cr3 = PML4_GPA;
-	sregs.cr4 = 0x20;	  /* PAE */
+	sregs.cr4 = 0x20;       /* PAE */
 	sregs.cr0 = 0x80050033; /* PG, AM, WP, NE, ET, MP, PE */
 	sregs.efer = EFER_SCE | EFER_LME | EFER_LMA;
 	if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0)
@@ -164,12 +164,11 @@ static int handle_io(struct kvm_run *run, const struct tvm_io *io, struct tvm_re
 		return 0;
 	}
 	snprintf(r->detail, sizeof(r->detail), "the guest used I/O port %#x, which it has not",
-		 run->io.port);
+	         run->io.port);
 	return -EPROTO;
 }
 
-static int run_loop(int vcpu_fd, struct kvm_run *run, const struct tvm_io *io,
-		    struct tvm_result *r)
+static int run_loop(int vcpu_fd, struct kvm_run *run, const struct tvm_io *io, struct tvm_result *r)
 {
 	for (int exits = 0; exits < MAX_EXITS; exits++) {
 		if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) {
@@ -188,30 +187,31 @@ static int run_loop(int vcpu_fd, struct kvm_run *run, const struct tvm_io *io,
 			if (r->cs_reported && (r->cs & 3) == 0)
 				return 0;
 			snprintf(r->detail, sizeof(r->detail),
-				 "the guest halted before its SYSCALL handler ran");
+			         "the guest halted before its SYSCALL handler ran");
 			return -EPROTO;
 		case KVM_EXIT_SHUTDOWN:
 			if (r->cs_reported)
 				snprintf(r->detail, sizeof(r->detail),
-					 "a user-mode SYSCALL reached its handler at CPL%d "
-					 "(CS %#x), not CPL0",
-					 r->cs & 3, r->cs);
+				         "a user-mode SYSCALL reached its handler at CPL%d "
+				         "(CS %#x), not CPL0",
+				         r->cs & 3, r->cs);
 			else
 				snprintf(r->detail, sizeof(r->detail),
-					 "the guest faulted before its user-mode SYSCALL "
-					 "reached CPL0");
+				         "the guest faulted before its user-mode SYSCALL "
+				         "reached CPL0");
 			return -EPROTO;
 		case KVM_EXIT_FAIL_ENTRY:
-			snprintf(r->detail, sizeof(r->detail), "KVM could not enter the guest (%#llx)",
-				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			snprintf(r->detail, sizeof(r->detail),
+			         "KVM could not enter the guest (%#llx)",
+			         (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			return -EPROTO;
 		case KVM_EXIT_INTERNAL_ERROR:
 			snprintf(r->detail, sizeof(r->detail), "KVM internal error %u",
-				 run->internal.suberror);
+			         run->internal.suberror);
 			return -EPROTO;
 		default:
 			snprintf(r->detail, sizeof(r->detail), "unexpected KVM exit %u",
-				 run->exit_reason);
+			         run->exit_reason);
 			return -EPROTO;
 		}
 	}
@@ -220,7 +220,7 @@ static int run_loop(int vcpu_fd, struct kvm_run *run, const struct tvm_io *io,
 }
 
 int tvm_run(int kvm_fd, const void *code, size_t code_len, const struct tvm_io *io,
-	    struct tvm_result *r)
+            struct tvm_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	uint64_t syscall_off = 0;
@@ -241,8 +241,8 @@ int tvm_run(int kvm_fd, const void *code, size_t code_len, const struct tvm_io *
 		ret = fail(r, errno, "KVM_CREATE_VM");
 		goto out;
 	}
-	mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		   -1, 0);
+	mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
+	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mem == MAP_FAILED) {
 		ret = fail(r, errno, "mapping guest memory");
 		goto out;
@@ -250,10 +250,10 @@ int tvm_run(int kvm_fd, const void *code, size_t code_len, const struct tvm_io *
 	setup_memory(mem);
 	memcpy(mem + GUEST_BASE, code, code_len);
 	struct kvm_userspace_memory_region region = {
-		.slot = 0,
-		.guest_phys_addr = 0,
-		.memory_size = MEM_SIZE,
-		.userspace_addr = (uintptr_t)mem,
+	    .slot = 0,
+	    .guest_phys_addr = 0,
+	    .memory_size = MEM_SIZE,
+	    .userspace_addr = (uintptr_t)mem,
 	};
 	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &region) < 0) {
 		ret = fail(r, errno, "KVM_SET_USER_MEMORY_REGION");

@@ -27,9 +27,9 @@ struct tvm_io {
 };
 
 struct tvm_result {
-	int cs_reported;	/* the guest reached its SYSCALL handler */
-	uint16_t cs;		/* CS the handler saw; CPL is cs & 3 */
-	char detail[160];	/* why the run failed, for the caller's message */
+	int cs_reported;  /* the guest reached its SYSCALL handler */
+	uint16_t cs;      /* CS the handler saw; CPL is cs & 3 */
+	char detail[160]; /* why the run failed, for the caller's message */
 };
 
 /*
@@ -42,7 +42,7 @@ struct tvm_result {
  * at CPL3); another negative errno when a KVM call failed (detail names it).
  */
 int tvm_run(int kvm_fd, const void *code, size_t code_len, const struct tvm_io *io,
-	    struct tvm_result *result);
+            struct tvm_result *result);
 
 /* The guest blob linked into this program; *len gets its size. */
 const void *tvm_builtin_guest(size_t *len);

@@ -36,10 +36,10 @@
 #include "status.h"
 
 #define STREAM_PORT_NAME "msb.stream"
-#define DEVICE_WAIT_MS	 60000	 /* TCG is slow; a missing device is still an error */
-#define MAX_FILES	 16
-#define MAX_NAME	 64
-#define CMDLINE_MAX	 4096
+#define DEVICE_WAIT_MS   60000 /* TCG is slow; a missing device is still an error */
+#define MAX_FILES        16
+#define MAX_NAME         64
+#define CMDLINE_MAX      4096
 
 static void logf_(const char *fmt, ...)
 {
@@ -47,7 +47,7 @@ static void logf_(const char *fmt, ...)
 	clock_gettime(CLOCK_BOOTTIME, &ts);
 	char buf[512];
 	int n = snprintf(buf, sizeof(buf), "msb-phost-init[%ld.%03ld]: ", (long)ts.tv_sec,
-			 ts.tv_nsec / 1000000);
+	                 ts.tv_nsec / 1000000);
 	va_list ap;
 	va_start(ap, fmt);
 	if (n > 0 && (size_t)n < sizeof(buf))
@@ -173,7 +173,7 @@ static void sleep_ms(long ms)
 /* Finds the entry of @class_dir whose @attr file reads @want; writes its
  * name to @out. Returns 1 when found. */
 static int find_by_attr(const char *class_dir, const char *prefix, const char *attr,
-			const char *want, char *out, size_t size)
+                        const char *want, char *out, size_t size)
 {
 	DIR *d = opendir(class_dir);
 	if (!d)
@@ -195,7 +195,7 @@ static int find_by_attr(const char *class_dir, const char *prefix, const char *a
 }
 
 static void wait_for(const char *what, int (*ready)(const void *, char *, size_t), const void *arg,
-		     char *out, size_t size)
+                     char *out, size_t size)
 {
 	long deadline = now_ms() + DEVICE_WAIT_MS;
 	while (!ready(arg, out, size)) {
@@ -252,7 +252,8 @@ int main(int argc, char **argv)
 		    valid_name(argv[i + 1]))
 			files[nfiles++] = argv[++i];
 		else
-			die("bad argument %s (usage: [-f NAME]... --run PROGRAM [ARG]...)", argv[i]);
+			die("bad argument %s (usage: [-f NAME]... --run PROGRAM [ARG]...)",
+			    argv[i]);
 	}
 	if (i + 1 >= argc)
 		die("no program to run (usage: [-f NAME]... --run PROGRAM [ARG]...)");
@@ -268,7 +269,7 @@ int main(int argc, char **argv)
 	logf_("/dev/kvm is ready");
 	char port[MAX_NAME];
 	wait_for("the stream port " STREAM_PORT_NAME, port_ready, STREAM_PORT_NAME, port,
-		 sizeof(port));
+	         sizeof(port));
 	mkdir("/files", 0755);
 	for (int f = 0; f < nfiles; f++) {
 		char disk[MAX_NAME], target[MAX_NAME + 8], link[MAX_NAME + 8];
@@ -319,7 +320,7 @@ int main(int argc, char **argv)
 			int code = WEXITSTATUS(st);
 			logf_("%s exited with status %d", prog[0], code);
 			finish(code > PHOST_MAX_STATUS ? PHOST_V_HIGH
-							: PHOST_V_EXITED + (unsigned)code);
+			                               : PHOST_V_EXITED + (unsigned)code);
 		}
 		logf_("%s was killed by signal %d", prog[0], WTERMSIG(st));
 		finish(PHOST_V_SIGNALED);

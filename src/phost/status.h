@@ -10,10 +10,10 @@
 
 #define PHOST_DEBUG_EXIT_PORT 0xf4
 
-#define PHOST_V_EXITED	 1   /* V = 1 + status, for status 0..PHOST_MAX_STATUS */
+#define PHOST_V_EXITED   1 /* V = 1 + status, for status 0..PHOST_MAX_STATUS */
 #define PHOST_MAX_STATUS 122
-#define PHOST_V_HIGH	 124 /* the program exited with a status above PHOST_MAX_STATUS */
+#define PHOST_V_HIGH     124 /* the program exited with a status above PHOST_MAX_STATUS */
 #define PHOST_V_SIGNALED 125 /* the program was killed by a signal */
-#define PHOST_V_SETUP	 126 /* init could not set the portable host up; see the log */
+#define PHOST_V_SETUP    126 /* init could not set the portable host up; see the log */
 
 #endif

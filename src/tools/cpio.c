@@ -28,17 +28,17 @@ static int pad4(struct cpio *c)
 }
 
 static int entry(struct cpio *c, const char *name, uint32_t mode, uint32_t rmaj, uint32_t rmin,
-		 const void *data, size_t len)
+                 const void *data, size_t len)
 {
 	size_t nlen = strlen(name);
 	if (nlen == 0 || nlen >= NAME_MAX_LEN || name[0] == '/' || len > UINT32_MAX)
 		return -EINVAL;
 	char hdr[111];
 	/* newc: magic and 13 fields of 8 hex digits; namesize counts the NUL */
-	int n = snprintf(hdr, sizeof(hdr),
-			 "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-			 ++c->ino, mode, 0u, 0u, 1u, 0u, (unsigned)len, 0u, 0u, rmaj, rmin,
-			 (unsigned)(nlen + 1), 0u);
+	int n =
+	    snprintf(hdr, sizeof(hdr), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+	             ++c->ino, mode, 0u, 0u, 1u, 0u, (unsigned)len, 0u, 0u, rmaj, rmin,
+	             (unsigned)(nlen + 1), 0u);
 	if (n != 110)
 		return -EINVAL;
 	int e;
@@ -71,7 +71,7 @@ int cpio_add_symlink(struct cpio *c, const char *name, const char *target)
 }
 
 int cpio_add_chardev(struct cpio *c, const char *name, uint32_t perm, uint32_t major,
-		     uint32_t minor)
+                     uint32_t minor)
 {
 	if (perm & ~07777u)
 		return -EINVAL;

@@ -12,7 +12,7 @@
 #include <stdio.h>
 
 struct cpio {
-	FILE *out;	/* borrowed; the caller opens and closes it */
+	FILE *out; /* borrowed; the caller opens and closes it */
 	uint32_t ino;
 	uint64_t written;
 };
@@ -23,11 +23,10 @@ void cpio_init(struct cpio *c, FILE *out);
  * be stored, -EIO when writing failed). @name is the path inside the archive,
  * without a leading '/'. */
 int cpio_add_dir(struct cpio *c, const char *name, uint32_t perm);
-int cpio_add_file(struct cpio *c, const char *name, uint32_t perm, const void *data,
-		  size_t len);
+int cpio_add_file(struct cpio *c, const char *name, uint32_t perm, const void *data, size_t len);
 int cpio_add_symlink(struct cpio *c, const char *name, const char *target);
 int cpio_add_chardev(struct cpio *c, const char *name, uint32_t perm, uint32_t major,
-		     uint32_t minor);
+                     uint32_t minor);
 /* Writes the trailer. */
 int cpio_finish(struct cpio *c);
 

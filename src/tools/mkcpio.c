@@ -88,7 +88,7 @@ static int add_line(struct cpio *c, char *line, const char **why)
 		return cpio_add_symlink(c, w[1], w[2]);
 	if (!strcmp(w[0], "nod") && n == 6 && !parse_perm(w[2], &perm) && !strcmp(w[3], "c"))
 		return cpio_add_chardev(c, w[1], perm, (uint32_t)strtoul(w[4], NULL, 10),
-					(uint32_t)strtoul(w[5], NULL, 10));
+		                        (uint32_t)strtoul(w[5], NULL, 10));
 	if (!strcmp(w[0], "file") && n == 4 && !parse_perm(w[2], &perm)) {
 		char *data = NULL;
 		size_t len = 0;

@@ -24,10 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KVM_PATH	 "/dev/kvm"
-#define SELFTEST_MS	 10000 /* the guest runs a few dozen instructions */
-#define CACHE_VERSION	 "msb-host-probe-v1"
-#define PORTABLE_SUFFIX	 "using the portable host (software emulation, slower)"
+#define KVM_PATH        "/dev/kvm"
+#define SELFTEST_MS     10000 /* the guest runs a few dozen instructions */
+#define CACHE_VERSION   "msb-host-probe-v1"
+#define PORTABLE_SUFFIX "using the portable host (software emulation, slower)"
 
 static long now_ms(void)
 {
@@ -115,7 +115,7 @@ int msb_kvm_selftest(const char *kvm_path, char *detail, size_t dlen)
 		;
 	if (timed_out) {
 		snprintf(detail, dlen, "the self-test guest did not finish within %d s",
-			 SELFTEST_MS / 1000);
+		         SELFTEST_MS / 1000);
 		return -ETIMEDOUT;
 	}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
@@ -139,8 +139,8 @@ static void cache_key(char *key, size_t len)
 		snprintf(key, len, "%s %s none", CACHE_VERSION, boot);
 	else
 		snprintf(key, len, "%s %s %llx:%llx:%d", CACHE_VERSION, boot,
-			 (unsigned long long)st.st_rdev, (unsigned long long)st.st_ino,
-			 access(KVM_PATH, R_OK | W_OK) == 0);
+		         (unsigned long long)st.st_rdev, (unsigned long long)st.st_ino,
+		         access(KVM_PATH, R_OK | W_OK) == 0);
 }
 
 struct probe {
@@ -186,11 +186,11 @@ static void unusable_reason(const struct probe *p, char *buf, size_t len)
 		snprintf(buf, len, "this machine has no %s", KVM_PATH);
 	else if (access(KVM_PATH, R_OK | W_OK) < 0)
 		snprintf(buf, len,
-			 "%s (for native speed, give your user access to %s, e.g. the kvm group)",
-			 p->detail, KVM_PATH);
+		         "%s (for native speed, give your user access to %s, e.g. the kvm group)",
+		         p->detail, KVM_PATH);
 	else if (access("/sys/module/kvm_pvm", F_OK) == 0)
 		snprintf(buf, len, "%s here is PVM and cannot run standard guests (%s)", KVM_PATH,
-			 p->detail);
+		         p->detail);
 	else
 		snprintf(buf, len, "%s cannot run standard guests (%s)", KVM_PATH, p->detail);
 }
@@ -203,7 +203,7 @@ int msb_host_select(struct msb_host_choice *out, struct msb_err *err)
 		env = "auto";
 	if (strcmp(env, "auto") && strcmp(env, "native") && strcmp(env, "portable"))
 		return err_set(err, -EINVAL, "MSB_HOST=%s is not one of native, portable, auto",
-			       env);
+		               env);
 	if (!strcmp(env, "portable")) {
 		out->mode = MSB_HOST_PORTABLE;
 		out->forced = 1;
@@ -215,8 +215,8 @@ int msb_host_select(struct msb_host_choice *out, struct msb_err *err)
 	struct probe p = {0};
 	cache_key(key, sizeof(key));
 	int have_cache = msb_cache_dir(cache, sizeof(cache)) == 0;
-	if (have_cache && fs_path(cache + strlen(cache), sizeof(cache) - strlen(cache),
-				  "/host-probe") != 0)
+	if (have_cache &&
+	    fs_path(cache + strlen(cache), sizeof(cache) - strlen(cache), "/host-probe") != 0)
 		have_cache = 0;
 	if (have_cache && cache_load(cache, key, &p) == 0) {
 		out->from_cache = 1;
@@ -235,18 +235,18 @@ int msb_host_select(struct msb_host_choice *out, struct msb_err *err)
 		out->forced = 1;
 		if (!p.ok)
 			return err_set(err, -ENODEV,
-				       "MSB_HOST=native, but %s; unset MSB_HOST (or set "
-				       "MSB_HOST=portable) to use the portable host",
-				       reason);
+			               "MSB_HOST=native, but %s; unset MSB_HOST (or set "
+			               "MSB_HOST=portable) to use the portable host",
+			               reason);
 		out->mode = MSB_HOST_NATIVE;
 		snprintf(out->why, sizeof(out->why), "MSB_HOST=native: using %s directly",
-			 KVM_PATH);
+		         KVM_PATH);
 		return 0;
 	}
 	if (p.ok) {
 		out->mode = MSB_HOST_NATIVE;
 		snprintf(out->why, sizeof(out->why),
-			 "%s passed the self-test: using it directly (native)", KVM_PATH);
+		         "%s passed the self-test: using it directly (native)", KVM_PATH);
 	} else {
 		out->mode = MSB_HOST_PORTABLE;
 		snprintf(out->why, sizeof(out->why), "%s: %s", reason, PORTABLE_SUFFIX);

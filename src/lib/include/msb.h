@@ -36,9 +36,9 @@ enum msb_host_mode {
 
 struct msb_host_choice {
 	enum msb_host_mode mode;
-	int forced;	 /* MSB_HOST chose the mode */
-	int from_cache;	 /* the self-test result came from the cache */
-	char why[768];	 /* one sentence: which mode and why */
+	int forced;     /* MSB_HOST chose the mode */
+	int from_cache; /* the self-test result came from the cache */
+	char why[768];  /* one sentence: which mode and why */
 };
 
 /*
@@ -66,16 +66,16 @@ struct msb_vm_file {
 };
 
 struct msb_vmproc_opts {
-	size_t size;			/* sizeof(struct msb_vmproc_opts) */
+	size_t size; /* sizeof(struct msb_vmproc_opts) */
 	enum msb_host_mode mode;
-	const char *name;		/* run-dir name prefix, e.g. "doctor" */
+	const char *name; /* run-dir name prefix, e.g. "doctor" */
 	/* Program and arguments. Natively argv[0] is a host path; in the
 	 * portable host it is a path inside it (e.g. "/bin/msb-kvm-smoke").
 	 * Use msb_vm_file_path() for arguments naming files. */
 	const char *const *argv;
 	const struct msb_vm_file *files;
-	size_t nfiles;			/* at most 16 */
-	unsigned mem_mib;		/* portable host memory; 0 = default */
+	size_t nfiles;    /* at most 16 */
+	unsigned mem_mib; /* portable host memory; 0 = default */
 };
 
 struct msb_vmproc;
@@ -92,7 +92,7 @@ struct msb_vmproc;
  * tied to it).
  */
 int msb_vmproc_start(const struct msb_vmproc_opts *opts, struct msb_vmproc **out,
-		     struct msb_err *err);
+                     struct msb_err *err);
 
 /* The stream's file descriptor, owned by @p (valid until destroy). */
 int msb_vmproc_stream(const struct msb_vmproc *p);
@@ -106,7 +106,7 @@ pid_t msb_vmproc_pid(const struct msb_vmproc *p);
 /* Where the program sees host file @f: its path natively, /files/NAME in the
  * portable host. Returns @buf, or NULL if it does not fit. */
 const char *msb_vm_file_path(enum msb_host_mode mode, const struct msb_vm_file *f, char *buf,
-			     size_t len);
+                             size_t len);
 
 /*
  * Waits for the program to end, at most @timeout_ms (-1: no limit). Returns

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#define ARGBUF_MAX_ARGS	 128
+#define ARGBUF_MAX_ARGS  128
 #define ARGBUF_MAX_BYTES 16384
 
 struct argbuf {

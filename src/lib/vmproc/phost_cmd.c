@@ -11,8 +11,8 @@
  * TCG does not emulate (QEMU warns about each otherwise).
  */
 static const char *const cpu_model =
-	"EPYC,+svm,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,"
-	"-nrip-save,-xsavec";
+    "EPYC,+svm,-rdseed,-sha-ni,-fxsr-opt,-misalignsse,-3dnowprefetch,-osvw,-topoext,"
+    "-nrip-save,-xsavec";
 
 /* Kernel command line of the portable host. "quiet" keeps the log short;
  * panic=-1 with -no-reboot turns a panic into QEMU's exit. */
@@ -63,11 +63,12 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	if (!c->argv || !c->argv[0])
 		return err_set(err, -EINVAL, "no program to run in the portable host");
 	if (c->nfiles > PHOST_MAX_FILES)
-		return err_set(err, -EINVAL, "at most %d files can be shared with the portable host",
-			       PHOST_MAX_FILES);
+		return err_set(err, -EINVAL,
+		               "at most %d files can be shared with the portable host",
+		               PHOST_MAX_FILES);
 	if (!qemu_opt_safe(c->kernel) || !qemu_opt_safe(c->initramfs) || !qemu_opt_safe(c->log))
 		return err_set(err, -EINVAL, "paths with ',' are not supported: %s, %s, %s",
-			       c->kernel, c->initramfs, c->log);
+		               c->kernel, c->initramfs, c->log);
 
 	char cmdline[PHOST_CMDLINE_MAX];
 	size_t used = 0;
@@ -81,10 +82,10 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(c->files[j].name, f->name))
 				return err_set(err, -EINVAL, "shared file \"%s\" named twice",
-					       f->name);
+				               f->name);
 		if (!qemu_opt_safe(f->path))
 			return err_set(err, -EINVAL, "paths with ',' are not supported: %s",
-				       f->path);
+			               f->path);
 		e = append(cmdline, sizeof(cmdline), &used, "-f");
 		e = e ?: append(cmdline, sizeof(cmdline), &used, f->name);
 	}
@@ -92,15 +93,15 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	for (const char *const *p = c->argv; !e && *p; p++) {
 		if (!cmdline_safe(*p))
 			return err_set(err, -EINVAL,
-				       "argument \"%s\" cannot be passed into the portable host "
-				       "(empty, or has spaces, quotes or control characters)",
-				       *p);
+			               "argument \"%s\" cannot be passed into the portable host "
+			               "(empty, or has spaces, quotes or control characters)",
+			               *p);
 		e = append(cmdline, sizeof(cmdline), &used, *p);
 	}
 	if (e)
 		return err_set(err, -EINVAL,
-			       "the portable host's command line is longer than %d bytes",
-			       PHOST_CMDLINE_MAX - 1);
+		               "the portable host's command line is longer than %d bytes",
+		               PHOST_CMDLINE_MAX - 1);
 
 	argbuf_init(a);
 	argbuf_push(a, "%s", c->qemu);
@@ -140,7 +141,7 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	for (size_t i = 0; i < c->nfiles; i++) {
 		argbuf_push(a, "-drive");
 		argbuf_push(a, "if=none,id=file%zu,format=raw,readonly=on,file=%s", i,
-			    c->files[i].path);
+		            c->files[i].path);
 		argbuf_push(a, "-device");
 		argbuf_push(a, "virtio-blk-pci,drive=file%zu,serial=%s", i, c->files[i].name);
 	}

@@ -8,11 +8,11 @@
 #include "argbuf.h"
 #include "msb.h"
 
-#define PHOST_STREAM_FD	   3   /* the stream socket's fd number in QEMU */
-#define PHOST_DEFAULT_MIB  512
-#define PHOST_MAX_FILES	   16
-#define PHOST_CMDLINE_MAX  2048 /* x86 COMMAND_LINE_SIZE */
-#define PHOST_STREAM_NAME  "msb.stream"
+#define PHOST_STREAM_FD   3 /* the stream socket's fd number in QEMU */
+#define PHOST_DEFAULT_MIB 512
+#define PHOST_MAX_FILES   16
+#define PHOST_CMDLINE_MAX 2048 /* x86 COMMAND_LINE_SIZE */
+#define PHOST_STREAM_NAME "msb.stream"
 
 struct phost_cmd {
 	const char *qemu;      /* binary, found on PATH if it has no '/' */

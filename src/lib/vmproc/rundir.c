@@ -57,7 +57,7 @@ int rundir_create(struct rundir *r, const char *prefix, struct msb_err *err)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(r->id, sizeof(r->id), "%.40s-%d-%lx%u", prefix, (int)getpid(),
-		 (unsigned long)ts.tv_nsec, __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+	         (unsigned long)ts.tv_nsec, __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
 	r->lock_fd = -1;
 	char logdir[4096], lock[4096], lock_tmp[4096];
 	if ((e = fs_path(r->path, sizeof(r->path), "%s/run/%s", home, r->id)) ||

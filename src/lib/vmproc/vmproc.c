@@ -43,10 +43,10 @@ static long now_ms(void)
 }
 
 const char *msb_vm_file_path(enum msb_host_mode mode, const struct msb_vm_file *f, char *buf,
-			     size_t len)
+                             size_t len)
 {
 	int e = mode == MSB_HOST_PORTABLE ? fs_path(buf, len, "/files/%s", f->name)
-					  : fs_path(buf, len, "%s", f->path);
+	                                  : fs_path(buf, len, "%s", f->path);
 	return e ? NULL : buf;
 }
 
@@ -93,7 +93,7 @@ static void child_setup(pid_t parent, int stream, const int *fds, int nfds, cons
 }
 
 static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nfds,
-		 struct msb_err *err)
+                 struct msb_err *err)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -122,8 +122,7 @@ static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nf
 	return 0;
 }
 
-static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
-			struct msb_err *err)
+static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, struct msb_err *err)
 {
 	static const int fds[] = {STDIN_FILENO, STDOUT_FILENO};
 	struct argbuf a;
@@ -138,7 +137,7 @@ static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 }
 
 static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
-			  struct msb_err *err)
+                          struct msb_err *err)
 {
 	static const int fds[] = {PHOST_STREAM_FD};
 	char share[4096], kernel[4096], initrd[4096];
@@ -148,23 +147,23 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's share directory");
 	if (access(kernel, R_OK) < 0 || access(initrd, R_OK) < 0)
 		return err_set(err, -ENOENT,
-			       "the portable host image is not installed (no %s/phost/): build it "
-			       "with ./setup or make",
-			       share);
+		               "the portable host image is not installed (no %s/phost/): build it "
+		               "with ./setup or make",
+		               share);
 	for (size_t i = 0; i < o->nfiles; i++)
 		if (access(o->files[i].path, R_OK) < 0)
 			return err_set(err, -errno, "cannot read %s: %s", o->files[i].path,
-				       strerror(errno));
+			               strerror(errno));
 	const char *qemu = getenv("MSB_QEMU");
 	struct phost_cmd c = {
-		.qemu = qemu && *qemu ? qemu : "qemu-system-x86_64",
-		.kernel = kernel,
-		.initramfs = initrd,
-		.log = p->rd.log,
-		.mem_mib = o->mem_mib,
-		.argv = o->argv,
-		.files = o->files,
-		.nfiles = o->nfiles,
+	    .qemu = qemu && *qemu ? qemu : "qemu-system-x86_64",
+	    .kernel = kernel,
+	    .initramfs = initrd,
+	    .log = p->rd.log,
+	    .mem_mib = o->mem_mib,
+	    .argv = o->argv,
+	    .files = o->files,
+	    .nfiles = o->nfiles,
 	};
 	struct argbuf a;
 	e = phost_cmd_build(&c, &a, err);
@@ -173,8 +172,7 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 	return spawn(p, a.argv, fds, 1, err);
 }
 
-int msb_vmproc_start(const struct msb_vmproc_opts *o, struct msb_vmproc **out,
-		     struct msb_err *err)
+int msb_vmproc_start(const struct msb_vmproc_opts *o, struct msb_vmproc **out, struct msb_err *err)
 {
 	*out = NULL;
 	if (!o || o->size < sizeof(*o) || !o->argv || !o->argv[0])
@@ -260,27 +258,29 @@ static int decode_portable(struct msb_vmproc *p, struct msb_err *err)
 	log_reason(p->rd.log, why, sizeof(why));
 	if (WIFSIGNALED(st))
 		return err_set(err, -ECHILD,
-			       "the portable host stopped unexpectedly (QEMU was killed by signal "
-			       "%d); see %s",
-			       WTERMSIG(st), p->rd.log);
+		               "the portable host stopped unexpectedly (QEMU was killed by signal "
+		               "%d); see %s",
+		               WTERMSIG(st), p->rd.log);
 	int c = WEXITSTATUS(st);
 	if (c == 0)
-		return err_set(err, -ECHILD,
-			       "the portable host shut down without reporting a result (%s); see %s",
-			       why[0] ? why : "no message", p->rd.log);
+		return err_set(
+		    err, -ECHILD,
+		    "the portable host shut down without reporting a result (%s); see %s",
+		    why[0] ? why : "no message", p->rd.log);
 	if (!(c & 1) || c < 3)
 		return err_set(err, -ECHILD, "the portable host did not start: %s; see %s",
-			       why[0] ? why : "QEMU failed", p->rd.log);
+		               why[0] ? why : "QEMU failed", p->rd.log);
 	int v = c >> 1;
 	if (v >= PHOST_V_EXITED && v <= PHOST_V_EXITED + PHOST_MAX_STATUS)
 		return v - PHOST_V_EXITED;
 	if (v == PHOST_V_HIGH)
 		return 255;
 	if (v == PHOST_V_SIGNALED)
-		return err_set(err, -ECHILD, "%s was killed by a signal in the portable host; see %s",
-			       p->prog, p->rd.log);
+		return err_set(err, -ECHILD,
+		               "%s was killed by a signal in the portable host; see %s", p->prog,
+		               p->rd.log);
 	return err_set(err, -ECHILD, "the portable host did not start %s: %s; see %s", p->prog,
-		       why[0] ? why : "unknown error", p->rd.log);
+	               why[0] ? why : "unknown error", p->rd.log);
 }
 
 int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
@@ -289,8 +289,8 @@ int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
 		int e = reap(p, timeout_ms);
 		if (e == -ETIMEDOUT)
 			return err_set(err, e, "%s did not finish within %d s; see %s",
-				       p->mode == MSB_HOST_PORTABLE ? "the portable host" : p->prog,
-				       timeout_ms / 1000, p->rd.log);
+			               p->mode == MSB_HOST_PORTABLE ? "the portable host" : p->prog,
+			               timeout_ms / 1000, p->rd.log);
 		if (e)
 			return err_set(err, e, "waitpid: %s", strerror(-e));
 	}
@@ -299,7 +299,7 @@ int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
 	if (WIFEXITED(p->wait_status))
 		return WEXITSTATUS(p->wait_status);
 	return err_set(err, -ECHILD, "%s was killed by signal %d; see %s", p->prog,
-		       WTERMSIG(p->wait_status), p->rd.log);
+	               WTERMSIG(p->wait_status), p->rd.log);
 }
 
 void msb_vmproc_destroy(struct msb_vmproc *p, int keep_log)
