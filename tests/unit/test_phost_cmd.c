@@ -18,16 +18,16 @@ static const char *arg_after(const struct argbuf *a, const char *opt, int nth)
 }
 
 static struct phost_cmd base(const char *const *argv, const struct msb_vm_file *files,
-			     size_t nfiles)
+                             size_t nfiles)
 {
 	struct phost_cmd c = {
-		.qemu = "qemu-system-x86_64",
-		.kernel = "/k/vmlinuz",
-		.initramfs = "/k/initramfs.cpio",
-		.log = "/run/x.log",
-		.argv = argv,
-		.files = files,
-		.nfiles = nfiles,
+	    .qemu = "qemu-system-x86_64",
+	    .kernel = "/k/vmlinuz",
+	    .initramfs = "/k/initramfs.cpio",
+	    .log = "/run/x.log",
+	    .argv = argv,
+	    .files = files,
+	    .nfiles = nfiles,
 	};
 	return c;
 }
@@ -47,13 +47,13 @@ static void test_builds_command(void **state)
 	assert_non_null(strstr(arg_after(&a, "-cpu", 0), "+svm"));
 	assert_string_equal(arg_after(&a, "-m", 0), "512");
 	assert_string_equal(arg_after(&a, "-append", 0),
-			    "console=ttyS0 panic=-1 reboot=t quiet -- -f guest -f disk --run "
-			    "/bin/msb-kvm-smoke --guest /files/guest");
+	                    "console=ttyS0 panic=-1 reboot=t quiet -- -f guest -f disk --run "
+	                    "/bin/msb-kvm-smoke --guest /files/guest");
 	/* shared files are read-only disks whose serial is their name */
 	assert_string_equal(arg_after(&a, "-drive", 0),
-			    "if=none,id=file0,format=raw,readonly=on,file=/share/guest.bin");
+	                    "if=none,id=file0,format=raw,readonly=on,file=/share/guest.bin");
 	assert_string_equal(arg_after(&a, "-drive", 1),
-			    "if=none,id=file1,format=raw,readonly=on,file=/d.img");
+	                    "if=none,id=file1,format=raw,readonly=on,file=/d.img");
 	int found = 0;
 	for (int i = 0; i < a.argc; i++)
 		found += !strcmp(a.argv[i], "virtio-blk-pci,drive=file1,serial=disk");
@@ -132,10 +132,10 @@ static void test_argbuf_overflow(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_builds_command),
-		cmocka_unit_test(test_rejects_unsafe),
-		cmocka_unit_test(test_cmdline_limit),
-		cmocka_unit_test(test_argbuf_overflow),
+	    cmocka_unit_test(test_builds_command),
+	    cmocka_unit_test(test_rejects_unsafe),
+	    cmocka_unit_test(test_cmdline_limit),
+	    cmocka_unit_test(test_argbuf_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

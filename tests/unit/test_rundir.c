@@ -85,9 +85,9 @@ static void test_fs_write_atomic(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_and_remove),
-		cmocka_unit_test(test_gc_removes_stale),
-		cmocka_unit_test(test_fs_write_atomic),
+	    cmocka_unit_test(test_create_and_remove),
+	    cmocka_unit_test(test_gc_removes_stale),
+	    cmocka_unit_test(test_fs_write_atomic),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -55,9 +55,9 @@ static void test_bad_fd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_checked),
-		cmocka_unit_test(test_builtin_guest_header),
-		cmocka_unit_test(test_bad_fd),
+	    cmocka_unit_test(test_header_checked),
+	    cmocka_unit_test(test_builtin_guest_header),
+	    cmocka_unit_test(test_bad_fd),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
