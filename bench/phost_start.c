@@ -95,15 +95,16 @@ int main(int argc, char **argv)
 	long *rss = calloc((size_t)runs, sizeof(*rss)), *pss = calloc((size_t)runs, sizeof(*pss));
 	if (!t || !rss || !pss)
 		return 1;
-	printf("portable host start (host mode: portable, QEMU TCG + emulated SVM), %d runs\n", runs);
+	printf("portable host start (host mode: portable, QEMU TCG + emulated SVM), %d runs\n",
+	       runs);
 	for (int i = 0; i < runs; i++) {
 		struct msb_vmproc_opts o = {
-			.size = sizeof(o),
-			.mode = MSB_HOST_PORTABLE,
-			.name = "bench",
-			.argv = vm_argv,
-			.files = files,
-			.nfiles = 1,
+		    .size = sizeof(o),
+		    .mode = MSB_HOST_PORTABLE,
+		    .name = "bench",
+		    .argv = vm_argv,
+		    .files = files,
+		    .nfiles = 1,
 		};
 		struct msb_vmproc *vm;
 		struct msb_err err = {0};
@@ -119,7 +120,7 @@ int main(int argc, char **argv)
 		pss[i] = proc_kib(msb_vmproc_pid(vm), "smaps_rollup", "Pss");
 		if (e < 0) {
 			fprintf(stderr, "phost_start: no greeting (%s); see %s\n", strerror(-e),
-				msb_vmproc_log(vm));
+			        msb_vmproc_log(vm));
 			msb_vmproc_destroy(vm, 1);
 			return 1;
 		}
@@ -129,7 +130,7 @@ int main(int argc, char **argv)
 		msb_vmproc_destroy(vm, st != 0);
 		if (st != 0) {
 			fprintf(stderr, "phost_start: run %d ended badly: %s\n", i,
-				st < 0 ? err.msg : "non-zero status");
+			        st < 0 ? err.msg : "non-zero status");
 			return 1;
 		}
 		printf("  run %d: usable /dev/kvm + first guest output %.2f s, QEMU RSS %ld MiB, "

@@ -4,6 +4,7 @@
  * talking to it through the byte stream the agent protocol will use.
  */
 #include "cli.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,20 +18,13 @@
 #define PING     "msb doctor ping\n"
 #define PONG     "MSB DOCTOR PING\n"
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
 /* Reads one line from @fd into @buf before @deadline. Returns its length,
  * 0 at end of stream, -ETIMEDOUT or another negative errno. */
 static int read_line(int fd, char *buf, size_t size, long deadline)
 {
 	size_t got = 0;
 	while (got + 1 < size) {
-		long left = deadline - now_ms();
+		long left = deadline - mono_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -74,7 +68,7 @@ static int converse(struct doctor *d, const char *where)
 	int fd = msb_vmproc_stream(d->vm);
 	char line[256];
 	int n = read_line(fd, line, sizeof(line), d->deadline);
-	long first = now_ms() - d->start;
+	long first = mono_ms() - d->start;
 	if (n <= 0 || strcmp(line, GREETING)) {
 		struct msb_err err = {0};
 		if (n == -ETIMEDOUT) {
@@ -163,7 +157,7 @@ int cmd_doctor(int argc, char **argv)
 	    .files = files,
 	    .nfiles = 1,
 	};
-	struct doctor d = {.start = now_ms()};
+	struct doctor d = {.start = mono_ms()};
 	d.deadline = d.start + timeout_s * 1000;
 	if (portable)
 		fprintf(stderr, "msb: starting a test VM in the portable host (software emulation, "
@@ -174,7 +168,7 @@ int cmd_doctor(int argc, char **argv)
 
 	int rc = converse(&d, portable ? "portable host" : "native /dev/kvm");
 	if (rc == 0) {
-		long left = d.deadline - now_ms();
+		long left = d.deadline - mono_ms();
 		int st = msb_vmproc_wait(d.vm, left > 0 ? (int)left : 0, &err);
 		if (st < 0) {
 			rc = cli_fail(&err);
@@ -185,7 +179,7 @@ int cmd_doctor(int argc, char **argv)
 		} else {
 			printf("result:   ok, this machine can run sandboxes (%s, %.2f s in all)\n",
 			       portable ? "portable host" : "native",
-			       (now_ms() - d.start) / 1000.0);
+			       (mono_ms() - d.start) / 1000.0);
 		}
 	}
 	msb_vmproc_destroy(d.vm, rc != 0);

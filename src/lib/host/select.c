@@ -10,6 +10,7 @@
 #include "msb.h"
 #include "err.h"
 #include "fsutil.h"
+#include "clock.h"
 #include "../../kvmcheck/tinyvm.h"
 
 #include <errno.h>
@@ -28,13 +29,6 @@
 #define SELFTEST_MS     10000 /* the guest runs a few dozen instructions */
 #define CACHE_VERSION   "msb-host-probe-v1"
 #define PORTABLE_SUFFIX "using the portable host (software emulation, slower)"
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
 
 static void child_selftest(int kvm_fd, int out_fd)
 {
@@ -84,10 +78,10 @@ int msb_kvm_selftest(const char *kvm_path, char *detail, size_t dlen)
 	close(pfd[1]);
 	char buf[200];
 	size_t got = 0;
-	long deadline = now_ms() + SELFTEST_MS;
+	long deadline = mono_ms() + SELFTEST_MS;
 	int timed_out = 0;
 	for (;;) {
-		long left = deadline - now_ms();
+		long left = deadline - mono_ms();
 		if (left <= 0) {
 			timed_out = 1;
 			break;

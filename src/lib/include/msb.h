@@ -47,8 +47,8 @@ struct msb_host_choice {
  * user-mode SYSCALL must land at CPL0), cached per boot in the cache dir.
  * Returns 0 and fills @out, or a negative errno with @err set: -EINVAL for a
  * bad MSB_HOST, -ENODEV when MSB_HOST=native and /dev/kvm cannot run a
- * standard guest. Not thread-safe with respect to the cache file's writer in
- * another process only in that both may run the self-test once.
+ * standard guest. Thread-safe; two processes deciding at once may both run
+ * the self-test (the cache file is replaced atomically).
  */
 int msb_host_select(struct msb_host_choice *out, struct msb_err *err);
 

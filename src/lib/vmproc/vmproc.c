@@ -6,6 +6,7 @@
 #include "argbuf.h"
 #include "err.h"
 #include "fsutil.h"
+#include "clock.h"
 #include "phost_cmd.h"
 #include "rundir.h"
 #include "../../phost/status.h"
@@ -34,13 +35,6 @@ struct msb_vmproc {
 	char prog[256];
 	struct rundir rd;
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
 
 const char *msb_vm_file_path(enum msb_host_mode mode, const struct msb_vm_file *f, char *buf,
                              size_t len)
@@ -233,7 +227,7 @@ static void log_reason(const char *log, char *buf, size_t len)
 
 static int reap(struct msb_vmproc *p, int timeout_ms)
 {
-	long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 	for (;;) {
 		int st;
 		pid_t r = waitpid(p->pid, &st, WNOHANG);
@@ -244,7 +238,7 @@ static int reap(struct msb_vmproc *p, int timeout_ms)
 		}
 		if (r < 0 && errno != EINTR)
 			return -errno;
-		if (deadline >= 0 && now_ms() >= deadline)
+		if (deadline >= 0 && mono_ms() >= deadline)
 			return -ETIMEDOUT;
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
 		nanosleep(&ts, NULL);
