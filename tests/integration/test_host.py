@@ -203,6 +203,15 @@ def test_qemu_failure_is_reported_with_its_reason(env, tmp_path):
     assert "the portable host did not start: qemu-system-x86_64: -accel tcg: error: no way" in r.stderr
 
 
+def test_missing_qemu_is_reported(env, tmp_path):
+    env["MSB_HOST"] = "portable"
+    env["MSB_QEMU"] = str(tmp_path / "no-such-qemu")
+    r = msb(env, "doctor", timeout=60)
+    assert r.returncode == 1
+    assert "the portable host did not start: msb: error: cannot run" in r.stderr
+    assert "No such file or directory" in r.stderr
+
+
 def test_help_on_every_command(env):
     for args in (["--help"], ["info", "--help"], ["doctor", "--help"]):
         r = msb(env, *args)

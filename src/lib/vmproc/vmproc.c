@@ -61,24 +61,25 @@ pid_t msb_vmproc_pid(const struct msb_vmproc *p)
 
 /* In the child, before exec: die with the parent, put @stream at @fds,
  * diagnostics into @log, close everything else. Never returns on failure. */
-static void child_setup(pid_t parent, int stream, const int *fds, int nfds, const char *log)
+static void child_setup(pid_t parent, int stream, const int *fds, int nfds, const char *log,
+                        int fail)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-		_exit(127);
+		_exit(fail);
 	int logfd = open(log, O_WRONLY | O_APPEND | O_CLOEXEC);
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (logfd < 0 || null < 0)
-		_exit(127);
+		_exit(fail);
 	/* Move the sources above every target so dup2 order cannot clobber. */
 	int s = fcntl(stream, F_DUPFD_CLOEXEC, 16), l = fcntl(logfd, F_DUPFD_CLOEXEC, 16),
 	    n = fcntl(null, F_DUPFD_CLOEXEC, 16);
 	if (s < 0 || l < 0 || n < 0)
-		_exit(127);
+		_exit(fail);
 	if (dup2(n, STDIN_FILENO) < 0 || dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0)
-		_exit(127);
+		_exit(fail);
 	for (int i = 0; i < nfds; i++)
 		if (dup2(s, fds[i]) < 0)
-			_exit(127);
+			_exit(fail);
 	signal(SIGPIPE, SIG_DFL);
 	sigset_t none;
 	sigemptyset(&none);
@@ -86,7 +87,10 @@ static void child_setup(pid_t parent, int stream, const int *fds, int nfds, cons
 	/* every other fd of ours is O_CLOEXEC */
 }
 
-static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nfds,
+/* @fail: the exit status when the program cannot be started. Natively the
+ * shell's 127; for QEMU the 1 of its own start-up failures, which
+ * decode_portable() reads as "did not start". */
+static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nfds, int fail,
                  struct msb_err *err)
 {
 	int sv[2];
@@ -102,13 +106,13 @@ static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nf
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_setup(parent, sv[1], fds, nfds, p->rd.log);
+		child_setup(parent, sv[1], fds, nfds, p->rd.log, fail);
 		if (strchr(argv[0], '/'))
 			execv(argv[0], argv);
 		else
 			execvp(argv[0], argv);
-		dprintf(STDERR_FILENO, "msb: cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
+		dprintf(STDERR_FILENO, "msb: error: cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(fail);
 	}
 	close(sv[1]);
 	p->pid = pid;
@@ -125,7 +129,7 @@ static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, s
 		argbuf_push(&a, "%s", *s);
 	if (a.overflow)
 		return err_set(err, -E2BIG, "too many arguments for %s", o->argv[0]);
-	int e = spawn(p, a.argv, fds, 2, err);
+	int e = spawn(p, a.argv, fds, 2, 127, err);
 	/* The program's stdout is the stream, so only stderr reaches the log. */
 	return e;
 }
@@ -163,7 +167,7 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 	e = phost_cmd_build(&c, &a, err);
 	if (e)
 		return e;
-	return spawn(p, a.argv, fds, 1, err);
+	return spawn(p, a.argv, fds, 1, 1, err);
 }
 
 int msb_vmproc_start(const struct msb_vmproc_opts *o, struct msb_vmproc **out, struct msb_err *err)
