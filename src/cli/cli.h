@@ -18,6 +18,12 @@ int cli_fail(const struct msb_err *e);
  * printing the error). */
 int cli_select_host(struct msb_host_choice *c, int always);
 
+/* Catches SIGINT, SIGTERM and SIGHUP so a command can stop its VMs and
+ * clean up; blocking calls then fail with EINTR. cli_stop_signal() is the
+ * signal caught, or 0. */
+void cli_catch_stop_signals(void);
+int cli_stop_signal(void);
+
 int cmd_info(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 

@@ -29,6 +29,8 @@ static int read_line(int fd, char *buf, size_t size, long deadline)
 			return -ETIMEDOUT;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int r = poll(&p, 1, (int)(left > 1000 ? 1000 : left));
+		if (cli_stop_signal())
+			return -EINTR;
 		if (r < 0 && errno != EINTR)
 			return -errno;
 		if (r <= 0)
@@ -69,6 +71,8 @@ static int converse(struct doctor *d, const char *where)
 	char line[256];
 	int n = read_line(fd, line, sizeof(line), d->deadline);
 	long first = mono_ms() - d->start;
+	if (n == -EINTR)
+		return 1;
 	if (n <= 0 || strcmp(line, GREETING)) {
 		struct msb_err err = {0};
 		if (n == -ETIMEDOUT) {
@@ -102,6 +106,8 @@ static int converse(struct doctor *d, const char *where)
 		return 1;
 	}
 	n = read_line(fd, line, sizeof(line), d->deadline);
+	if (n == -EINTR)
+		return 1;
 	if (n <= 0 || strcmp(line, PONG)) {
 		fprintf(stderr, "msb: error: the test VM did not echo the stream (%s); see %s\n",
 		        n < 0 ? strerror(-n) : "got something else", msb_vmproc_log(d->vm));
@@ -163,14 +169,20 @@ int cmd_doctor(int argc, char **argv)
 		fprintf(stderr, "msb: starting a test VM in the portable host (software emulation, "
 		                "this takes a few seconds)...\n");
 	struct msb_err err = {0};
+	cli_catch_stop_signals();
 	if (msb_vmproc_start(&o, &d.vm, &err) < 0)
 		return cli_fail(&err);
 
 	int rc = converse(&d, portable ? "portable host" : "native /dev/kvm");
 	if (rc == 0) {
-		long left = d.deadline - mono_ms();
-		int st = msb_vmproc_wait(d.vm, left > 0 ? (int)left : 0, &err);
-		if (st < 0) {
+		int st;
+		do {
+			long left = d.deadline - mono_ms();
+			st = msb_vmproc_wait(d.vm, left > 0 ? (int)left : 0, &err);
+		} while (st == -EINTR && !cli_stop_signal());
+		if (cli_stop_signal()) {
+			rc = 1;
+		} else if (st < 0) {
 			rc = cli_fail(&err);
 		} else if (st != 0) {
 			fprintf(stderr, "msb: error: the test VM exited with status %d; see %s\n",
@@ -182,6 +194,12 @@ int cmd_doctor(int argc, char **argv)
 			       (mono_ms() - d.start) / 1000.0);
 		}
 	}
-	msb_vmproc_destroy(d.vm, rc != 0);
+	int sig = cli_stop_signal();
+	/* Stopped by the user: stop the VM, keep nothing, exit as the signal. */
+	msb_vmproc_destroy(d.vm, rc != 0 && !sig);
+	if (sig) {
+		fprintf(stderr, "msb: stopped (%s); the test VM is stopped too\n", strsignal(sig));
+		return 128 + sig;
+	}
 	return rc;
 }

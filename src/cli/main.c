@@ -21,6 +21,30 @@ static void usage(FILE *f)
 	           "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME.\n");
 }
 
+/* The one piece of global state: what an async signal handler may touch. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+void cli_catch_stop_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal; /* no SA_RESTART: waits return EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+int cli_stop_signal(void)
+{
+	return stop_signal;
+}
+
 int cli_fail(const struct msb_err *e)
 {
 	fprintf(stderr, "msb: error: %s\n", e->msg);

@@ -171,6 +171,22 @@ def test_kill_msb_leaves_no_process_or_socket(env):
     assert run_dirs(env) == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_msb_stops_the_portable_host(env, sig):
+    p, qemu = start_doctor(env)
+    time.sleep(0.5)
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + sig
+    assert "the test VM is stopped too" in err
+    assert not alive(qemu)
+    # a clean stop leaves nothing: no run dir, no log, no socket
+    assert run_dirs(env) == []
+    logs = pathlib.Path(env["MSB_HOME"]) / "log"
+    assert not logs.exists() or list(logs.iterdir()) == []
+    assert sockets_under(env["MSB_HOME"]) == []
+
+
 def test_two_portable_hosts_at_once(env):
     env["MSB_HOST"] = "portable"
     procs = [subprocess.Popen([str(MSB), "doctor"], env=env, stdout=subprocess.PIPE,

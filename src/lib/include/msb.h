@@ -111,8 +111,9 @@ const char *msb_vm_file_path(enum msb_host_mode mode, const struct msb_vm_file *
 /*
  * Waits for the program to end, at most @timeout_ms (-1: no limit). Returns
  * its exit status (0..255) when it exited, or a negative errno with @err
- * set: -ETIMEDOUT, or -ECHILD when it (or the portable host) died another
- * way, with the reason and the log's path in the message.
+ * set: -ETIMEDOUT; -EINTR when a signal handler of the caller's ran (the
+ * caller decides whether to wait again); or -ECHILD when it (or the portable
+ * host) died another way, with the reason and the log's path in the message.
  */
 int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err);
 

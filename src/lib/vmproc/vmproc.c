@@ -229,7 +229,8 @@ static void log_reason(const char *log, char *buf, size_t len)
 	free(text);
 }
 
-static int reap(struct msb_vmproc *p, int timeout_ms)
+/* @interruptible: return -EINTR when a signal handler ran meanwhile. */
+static int reap(struct msb_vmproc *p, int timeout_ms, int interruptible)
 {
 	long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 	for (;;) {
@@ -245,7 +246,8 @@ static int reap(struct msb_vmproc *p, int timeout_ms)
 		if (deadline >= 0 && mono_ms() >= deadline)
 			return -ETIMEDOUT;
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000000L};
-		nanosleep(&ts, NULL);
+		if (nanosleep(&ts, NULL) < 0 && errno == EINTR && interruptible)
+			return -EINTR;
 	}
 }
 
@@ -284,11 +286,13 @@ static int decode_portable(struct msb_vmproc *p, struct msb_err *err)
 int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
 {
 	if (!p->exited) {
-		int e = reap(p, timeout_ms);
+		int e = reap(p, timeout_ms, 1);
 		if (e == -ETIMEDOUT)
 			return err_set(err, e, "%s did not finish within %d s; see %s",
 			               p->mode == MSB_HOST_PORTABLE ? "the portable host" : p->prog,
 			               timeout_ms / 1000, p->rd.log);
+		if (e == -EINTR)
+			return err_set(err, e, "interrupted");
 		if (e)
 			return err_set(err, e, "waitpid: %s", strerror(-e));
 	}
@@ -308,9 +312,9 @@ void msb_vmproc_destroy(struct msb_vmproc *p, int keep_log)
 		close(p->stream_fd);
 	if (p->pid > 0 && !p->exited) {
 		kill(p->pid, SIGTERM);
-		if (reap(p, STOP_GRACE_MS) < 0) {
+		if (reap(p, STOP_GRACE_MS, 0) < 0) {
 			kill(p->pid, SIGKILL);
-			reap(p, -1);
+			reap(p, -1, 0);
 		}
 	}
 	rundir_remove(&p->rd, keep_log);
