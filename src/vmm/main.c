@@ -1,0 +1,235 @@
+/*
+ * msb-vmm: one KVM virtual machine per process.
+ *
+ *   msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]
+ *           [--cmdline ARGS] [--serial-log PATH]
+ *
+ * Boots the ELF vmlinux at its PVH entry and runs until the guest shuts down
+ * (exit 0), crashes (exit 1) or the VMM is told to stop (SIGTERM/SIGINT,
+ * exit 0). Usage and set-up errors exit 2. What went wrong is one line on
+ * stderr, prefixed "msb-vmm: error:".
+ */
+#include "boot.h"
+#include "vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define BASE_CMDLINE "console=ttyS0 reboot=k panic=-1 quiet"
+#define MAX_KERNEL   (256u << 20)
+#define MAX_INITRD   (1024u << 20)
+
+struct opts {
+	const char *kernel, *initrd, *cmdline, *serial_log;
+	unsigned long mem_mib;
+	int cpus;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]\n"
+		   "               [--cmdline ARGS] [--serial-log PATH]\n\n"
+		   "Runs one KVM virtual machine: boots VMLINUX (an uncompressed ELF kernel\n"
+		   "with a PVH entry) and runs until the guest shuts down (exit 0), crashes\n"
+		   "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
+		   "  --memory MIB       guest RAM (default 256, a multiple of 2)\n"
+		   "  --cpus N           vCPUs (default 1, at most %d)\n"
+		   "  --cmdline ARGS     appended to \"%s\"\n"
+		   "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n",
+		VM_MAX_CPUS, BASE_CMDLINE);
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->mem_mib = 256;
+	o->cpus = 1;
+	o->cmdline = "";
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			exit(0);
+		}
+		if (i + 1 >= argc)
+			return -1;
+		const char *v = argv[++i];
+		char *end;
+		if (!strcmp(a, "--kernel"))
+			o->kernel = v;
+		else if (!strcmp(a, "--initrd"))
+			o->initrd = v;
+		else if (!strcmp(a, "--cmdline"))
+			o->cmdline = v;
+		else if (!strcmp(a, "--serial-log"))
+			o->serial_log = v;
+		else if (!strcmp(a, "--memory")) {
+			o->mem_mib = strtoul(v, &end, 10);
+			if (*end || o->mem_mib == 0)
+				return -1;
+		} else if (!strcmp(a, "--cpus")) {
+			long n = strtol(v, &end, 10);
+			if (*end || n < 1 || n > VM_MAX_CPUS)
+				return -1;
+			o->cpus = (int)n;
+		} else
+			return -1;
+	}
+	return o->kernel ? 0 : -1;
+}
+
+/* Reads a whole file or block device (the portable host shares files as
+ * disks), at most @max bytes. */
+static int read_all(const char *path, size_t max, uint8_t **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	off_t end = lseek(fd, 0, SEEK_END);
+	if (end < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if ((uint64_t)end > max) {
+		close(fd);
+		return -EFBIG;
+	}
+	uint8_t *buf = malloc(end ? (size_t)end : 1);
+	if (!buf) {
+		close(fd);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	while (got < (size_t)end) {
+		ssize_t n = read(fd, buf + got, (size_t)end - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? -errno : -EIO;
+			free(buf);
+			close(fd);
+			return e;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*out = buf;
+	*len = got;
+	return 0;
+}
+
+static int error(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "msb-vmm: error: ");
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	if (parse(argc, argv, &o) < 0) {
+		usage(stderr);
+		return 2;
+	}
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t klen = 0, ilen = 0;
+	int e = read_all(o.kernel, MAX_KERNEL, &kernel, &klen);
+	if (e)
+		return error("cannot read the kernel %s: %s", o.kernel, strerror(-e));
+	if (o.initrd && (e = read_all(o.initrd, MAX_INITRD, &initrd, &ilen)))
+		return error("cannot read the initramfs %s: %s", o.initrd, strerror(-e));
+	char cmdline[BOOT_CMDLINE_MAX + 1];
+	if (snprintf(cmdline, sizeof(cmdline), "%s%s%s", BASE_CMDLINE, *o.cmdline ? " " : "",
+		     o.cmdline) >= BOOT_CMDLINE_MAX)
+		return error("the kernel command line is too long%s%s", "", "");
+	int serial_fd = STDERR_FILENO;
+	if (o.serial_log && !strcmp(o.serial_log, "-")) {
+		serial_fd = STDOUT_FILENO;
+	} else if (o.serial_log) {
+		serial_fd = open(o.serial_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (serial_fd < 0)
+			return error("cannot open %s: %s", o.serial_log, strerror(errno));
+	}
+
+	/* Stop signals arrive through a signalfd in this thread only; vCPU
+	 * threads inherit the mask. */
+	sigset_t stop;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	sigset_t blocked = stop;
+	sigaddset(&blocked, SIGUSR1);
+	sigaddset(&blocked, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &blocked, NULL);
+	int sfd = signalfd(-1, &stop, SFD_CLOEXEC);
+	if (sfd < 0)
+		return error("signalfd: %s%s", strerror(errno), "");
+
+	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		return error("cannot open /dev/kvm: %s%s", strerror(errno), "");
+	int api = ioctl(kvm, KVM_GET_API_VERSION, 0);
+	if (api != KVM_API_VERSION)
+		return error("/dev/kvm speaks API %s, not 12%s", api < 0 ? "?" : "another", "");
+
+	static struct vm vm;
+	char why[256] = "";
+	struct vm_config c = {.mem_bytes = (uint64_t)o.mem_mib << 20,
+			      .ncpus = o.cpus,
+			      .serial_fd = serial_fd};
+	if (vm_create(&vm, kvm, &c, why, sizeof(why)) < 0)
+		return error("creating the VM: %s%s", why, "");
+	struct boot_image img = {.kernel = kernel,
+				 .kernel_len = klen,
+				 .initrd = initrd,
+				 .initrd_len = ilen,
+				 .cmdline = cmdline};
+	struct boot_entry be;
+	if (boot_load(&vm.gm, &img, &be, why, sizeof(why)) < 0)
+		return error("loading %s: %s", o.kernel, why);
+	free(kernel);
+	free(initrd);
+	if (vm_set_pvh_entry(&vm, be.entry, be.start_info, why, sizeof(why)) < 0)
+		return error("setting up the boot vCPU: %s%s", why, "");
+	if (vm_start(&vm) < 0)
+		return error("%s%s", vm.stop_why, "");
+
+	while (atomic_load(&vm.stop) == VM_RUNNING) {
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = vm.stop_efd, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si))
+				vm_request_stop(&vm, VM_STOP_REQUESTED, "stopped by %s",
+						strsignal((int)si.ssi_signo));
+		}
+	}
+	vm_destroy(&vm);
+	int reason = atomic_load(&vm.stop);
+	switch (reason) {
+	case VM_STOP_GUEST_RESET:
+	case VM_STOP_REQUESTED:
+		fprintf(stderr, "msb-vmm: %s\n", vm.stop_why);
+		return 0;
+	case VM_STOP_GUEST_CRASHED:
+		fprintf(stderr, "msb-vmm: error: %s\n", vm.stop_why);
+		return 1;
+	default:
+		fprintf(stderr, "msb-vmm: error: %s\n", vm.stop_why);
+		return 2;
+	}
+}

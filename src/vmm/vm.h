@@ -1,0 +1,82 @@
+/*
+ * One KVM virtual machine: its memory, vCPU threads and devices. Owned by
+ * main(); nothing here is global.
+ */
+#ifndef MSB_VMM_VM_H
+#define MSB_VMM_VM_H
+
+#include "memory.h"
+#include "serial.h"
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define VM_MAX_CPUS 8 /* the guest kernel's NR_CPUS */
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	int id;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	int started;
+};
+
+enum vm_stop {
+	VM_RUNNING = 0,
+	VM_STOP_GUEST_RESET,   /* the guest rebooted or powered off: done */
+	VM_STOP_GUEST_CRASHED, /* triple fault, panic, or KVM could not run it */
+	VM_STOP_REQUESTED,     /* SIGTERM/SIGINT to the VMM */
+	VM_STOP_VMM_ERROR,     /* a KVM call failed */
+};
+
+struct vm {
+	int kvm_fd, vm_fd;
+	struct gm gm;
+	int ncpus;
+	struct vcpu vcpus[VM_MAX_CPUS];
+	size_t run_size;
+	pthread_mutex_t io_lock; /* devices touched from several vCPUs */
+	struct serial serial;
+	_Atomic int stop; /* an enum vm_stop; the first reason wins */
+	char stop_why[256];
+	int stop_efd; /* eventfd: written when stop is set */
+};
+
+struct vm_config {
+	uint64_t mem_bytes;
+	int ncpus;
+	int serial_fd;
+};
+
+/* Creates the VM (memory, irqchip, PIT, vCPUs with CPUID/MSRs/LAPIC) on
+ * an open /dev/kvm. Returns 0 or a negative errno with @why set. */
+int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, size_t why_len);
+
+/* Sets vCPU 0 up to enter the kernel at its 32-bit PVH @entry with EBX =
+ * @start_info. */
+int vm_set_pvh_entry(struct vm *vm, uint32_t entry, uint64_t start_info, char *why,
+		     size_t why_len);
+
+/* Starts one thread per vCPU. */
+int vm_start(struct vm *vm);
+
+/* Records the reason the VM stops (the first one wins) and kicks every
+ * vCPU out of the guest. Safe from any thread, not from signal handlers. */
+void vm_request_stop(struct vm *vm, enum vm_stop why, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Joins the vCPU threads (after a stop) and frees everything. */
+void vm_destroy(struct vm *vm);
+
+/* CPUID for vCPU @id of @ncpus (cpuid.c). */
+int cpuid_setup(int kvm_fd, int vcpu_fd, int id, int ncpus);
+
+/* Port I/O from a vCPU (pio.c); returns 0, or 1 when the VM must stop. */
+int pio_handle(struct vm *vm, struct kvm_run *run);
+
+#endif
