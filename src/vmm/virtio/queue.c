@@ -28,7 +28,8 @@ int vq_activate(const struct gm *gm, struct vq *q)
 		return -EINVAL;
 	/* descriptors; avail: flags, idx, ring, used_event; used: flags, idx,
 	 * ring of {id, len}, avail_event */
-	if (!gm_ptr(gm, q->desc_gpa, (size_t)n * 16) || !gm_ptr(gm, q->avail_gpa, 6 + (size_t)n * 2) ||
+	if (!gm_ptr(gm, q->desc_gpa, (size_t)n * 16) ||
+	    !gm_ptr(gm, q->avail_gpa, 6 + (size_t)n * 2) ||
 	    !gm_ptr(gm, q->used_gpa, 6 + (size_t)n * 8))
 		return -EINVAL;
 	q->last_avail = 0;
@@ -126,7 +127,7 @@ int vq_should_notify(const struct gm *gm, const struct vq *q)
 }
 
 static uint64_t copy(const struct gm *gm, const struct vq_chain *c, int write, uint64_t off,
-		     uint8_t *buf, const uint8_t *src, uint64_t len)
+                     uint8_t *buf, const uint8_t *src, uint64_t len)
 {
 	uint64_t done = 0;
 	for (int i = 0; i < c->n && done < len; i++) {
@@ -154,13 +155,13 @@ static uint64_t copy(const struct gm *gm, const struct vq_chain *c, int write, u
 }
 
 uint64_t vq_chain_read(const struct gm *gm, const struct vq_chain *c, uint64_t off, void *buf,
-		       uint64_t len)
+                       uint64_t len)
 {
 	return copy(gm, c, 0, off, buf, NULL, len);
 }
 
 uint64_t vq_chain_write(const struct gm *gm, const struct vq_chain *c, uint64_t off,
-			const void *buf, uint64_t len)
+                        const void *buf, uint64_t len)
 {
 	return copy(gm, c, 1, off, NULL, buf, len);
 }

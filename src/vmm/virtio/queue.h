@@ -15,15 +15,15 @@
 
 #include <stdint.h>
 
-#define VQ_MAX_SIZE   1024
-#define VQ_MAX_CHAIN  64 /* descriptors in one chain; longer chains are refused */
-#define VQ_DESC_NEXT  1
-#define VQ_DESC_WRITE 2
+#define VQ_MAX_SIZE      1024
+#define VQ_MAX_CHAIN     64 /* descriptors in one chain; longer chains are refused */
+#define VQ_DESC_NEXT     1
+#define VQ_DESC_WRITE    2
 #define VQ_DESC_INDIRECT 4
 
 struct vq {
 	uint16_t max_size; /* what the device offers */
-	uint16_t size;	   /* what the driver chose */
+	uint16_t size;     /* what the driver chose */
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	int ready;
 	int broken;
@@ -39,10 +39,10 @@ struct vq_buf {
 
 struct vq_chain {
 	uint16_t head;
-	int bad;	 /* malformed: return it with length 0 and go on */
-	int n;		 /* valid entries in buf */
-	uint64_t rlen;	 /* bytes the device may read */
-	uint64_t wlen;	 /* bytes the device may write */
+	int bad;       /* malformed: return it with length 0 and go on */
+	int n;         /* valid entries in buf */
+	uint64_t rlen; /* bytes the device may read */
+	uint64_t wlen; /* bytes the device may write */
 	struct vq_buf buf[VQ_MAX_CHAIN];
 };
 
@@ -70,8 +70,8 @@ int vq_should_notify(const struct gm *gm, const struct vq *q);
 /* Copy between a chain's readable (resp. writable) buffers, starting @off
  * bytes in, and @buf. Return the bytes copied (less at the chain's end). */
 uint64_t vq_chain_read(const struct gm *gm, const struct vq_chain *c, uint64_t off, void *buf,
-		       uint64_t len);
+                       uint64_t len);
 uint64_t vq_chain_write(const struct gm *gm, const struct vq_chain *c, uint64_t off,
-			const void *buf, uint64_t len);
+                        const void *buf, uint64_t len);
 
 #endif
