@@ -26,7 +26,7 @@ HDRS     := $(wildcard src/*/*.h src/lib/*/*.h)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all phost kernel test unit integration asan bench format clean
+.PHONY: all phost kernel test unit integration asan bench fuzz format clean
 VMM_SRCS := $(wildcard src/vmm/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
@@ -95,7 +95,8 @@ kernel:
 # ---- tests ---------------------------------------------------------------
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS)
+PROTO_SRCS := $(wildcard src/proto/*.c)
+TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS) $(PROTO_SRCS)
 $(B)/tests/test_%: tests/unit/test_%.c $(TEST_SRCS_lib) src/kvmcheck/tinyvm_guest.S $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Isrc -o $@ $< $(TEST_SRCS_lib) \
@@ -139,3 +140,12 @@ format:
 
 clean:
 	rm -rf $(B)
+
+# ---- fuzzing (clang + libFuzzer); replay builds run a corpus under gcc ----
+
+$(B)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(PROTO_SRCS)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
+
+fuzz: $(B)/fuzz/fuzz_proto
+	$(B)/fuzz/fuzz_proto -max_total_time=60

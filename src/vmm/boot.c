@@ -7,10 +7,10 @@
 #include <string.h>
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define HVM_START_MAGIC		 0x336ec578
-#define E820_RAM		 1
-#define E820_RESERVED		 2
-#define PAGE			 4096ULL
+#define HVM_START_MAGIC          0x336ec578
+#define E820_RAM                 1
+#define E820_RESERVED            2
+#define PAGE                     4096ULL
 
 struct hvm_start_info {
 	uint32_t magic;
@@ -83,18 +83,18 @@ static int find_pvh_note(const uint8_t *p, uint64_t len, uint32_t *entry)
 	return 0;
 }
 
-static int load_elf(struct gm *gm, const uint8_t *f, size_t size, struct boot_entry *out,
-		    char *why, size_t wl)
+static int load_elf(struct gm *gm, const uint8_t *f, size_t size, struct boot_entry *out, char *why,
+                    size_t wl)
 {
 	Elf64_Ehdr eh;
 	if (size < sizeof(eh))
 		return fail(why, wl, -ENOEXEC, "the kernel is not an ELF file (too short)");
 	memcpy(&eh, f, sizeof(eh));
 	if (memcmp(eh.e_ident, ELFMAG, SELFMAG) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64 ||
-	    eh.e_type != ET_EXEC)
-		return fail(why, wl, -ENOEXEC,
-			    "the kernel is not an x86-64 ELF executable (a vmlinux, not a bzImage)");
+	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64 || eh.e_type != ET_EXEC)
+		return fail(
+		    why, wl, -ENOEXEC,
+		    "the kernel is not an x86-64 ELF executable (a vmlinux, not a bzImage)");
 	if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64 ||
 	    !in_file(eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr), size))
 		return fail(why, wl, -ENOEXEC, "the kernel's program headers are malformed");
@@ -111,17 +111,19 @@ static int load_elf(struct gm *gm, const uint8_t *f, size_t size, struct boot_en
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
 		if (ph.p_filesz > ph.p_memsz)
-			return fail(why, wl, -EINVAL, "kernel segment %u is larger on file than in "
-						      "memory", i);
+			return fail(why, wl, -EINVAL,
+			            "kernel segment %u is larger on file than in "
+			            "memory",
+			            i);
 		/* Low memory holds the boot structures. */
-		uint8_t *dst = ph.p_paddr >= BOOT_HIGH_MEM ? gm_ptr(gm, ph.p_paddr, ph.p_memsz)
-							   : NULL;
+		uint8_t *dst =
+		    ph.p_paddr >= BOOT_HIGH_MEM ? gm_ptr(gm, ph.p_paddr, ph.p_memsz) : NULL;
 		if (!dst)
 			return fail(why, wl, -EINVAL,
-				    "kernel segment %u [%#llx, +%#llx) is not in guest RAM above "
-				    "1 MiB (too little memory?)",
-				    i, (unsigned long long)ph.p_paddr,
-				    (unsigned long long)ph.p_memsz);
+			            "kernel segment %u [%#llx, +%#llx) is not in guest RAM above "
+			            "1 MiB (too little memory?)",
+			            i, (unsigned long long)ph.p_paddr,
+			            (unsigned long long)ph.p_memsz);
 		memcpy(dst, f + ph.p_offset, ph.p_filesz);
 		memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
 		if (ph.p_paddr + ph.p_memsz > end)
@@ -129,13 +131,12 @@ static int load_elf(struct gm *gm, const uint8_t *f, size_t size, struct boot_en
 	}
 	if (!have_entry)
 		return fail(why, wl, -ENOEXEC,
-			    "the kernel has no PVH entry note (build it with CONFIG_PVH=y)");
+		            "the kernel has no PVH entry note (build it with CONFIG_PVH=y)");
 	out->kernel_end = end;
 	return 0;
 }
 
-static int add_map(struct hvm_memmap_entry *m, int n, uint64_t addr, uint64_t size,
-		   uint32_t type)
+static int add_map(struct hvm_memmap_entry *m, int n, uint64_t addr, uint64_t size, uint32_t type)
 {
 	m[n].addr = addr;
 	m[n].size = size;
@@ -145,13 +146,13 @@ static int add_map(struct hvm_memmap_entry *m, int n, uint64_t addr, uint64_t si
 }
 
 int boot_load(struct gm *gm, const struct boot_image *img, struct boot_entry *out, char *why,
-	      size_t wl)
+              size_t wl)
 {
 	memset(out, 0, sizeof(*out));
 	size_t clen = strlen(img->cmdline);
 	if (clen + 1 > BOOT_CMDLINE_MAX)
 		return fail(why, wl, -EINVAL, "the kernel command line is longer than %d bytes",
-			    BOOT_CMDLINE_MAX - 1);
+		            BOOT_CMDLINE_MAX - 1);
 	int e = load_elf(gm, img->kernel, img->kernel_len, out, why, wl);
 	if (e)
 		return e;
@@ -165,10 +166,11 @@ int boot_load(struct gm *gm, const struct boot_image *img, struct boot_entry *ou
 		uint64_t gpa = (low_end - len) & ~(PAGE - 1);
 		uint8_t *dst = gm_ptr(gm, gpa, len);
 		if (gpa < out->kernel_end || !dst)
-			return fail(why, wl, -ENOSPC,
-				    "the initramfs (%llu bytes) does not fit in guest RAM after the "
-				    "kernel",
-				    (unsigned long long)len);
+			return fail(
+			    why, wl, -ENOSPC,
+			    "the initramfs (%llu bytes) does not fit in guest RAM after the "
+			    "kernel",
+			    (unsigned long long)len);
 		memcpy(dst, img->initrd, len);
 		out->initrd_gpa = gpa;
 	}

@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 /* Fixed guest-physical layout of the boot structures, all below 1 MiB. */
-#define BOOT_GDT_GPA	    0x500ULL
+#define BOOT_GDT_GPA        0x500ULL
 #define BOOT_START_INFO_GPA 0x6000ULL
 #define BOOT_MODLIST_GPA    0x6040ULL
-#define BOOT_MEMMAP_GPA	    0x7000ULL
+#define BOOT_MEMMAP_GPA     0x7000ULL
 #define BOOT_CMDLINE_GPA    0x20000ULL
-#define BOOT_EBDA_GPA	    0x9fc00ULL /* mptable lives here, reserved in the map */
-#define BOOT_HIGH_MEM	    0x100000ULL
+#define BOOT_EBDA_GPA       0x9fc00ULL /* mptable lives here, reserved in the map */
+#define BOOT_HIGH_MEM       0x100000ULL
 #define BOOT_CMDLINE_MAX    2048 /* x86 COMMAND_LINE_SIZE, with its NUL */
 
 struct boot_image {
@@ -32,10 +32,10 @@ struct boot_image {
 };
 
 struct boot_entry {
-	uint32_t entry;		/* 32-bit PVH entry point */
-	uint64_t start_info;	/* guest address of hvm_start_info, for EBX */
-	uint64_t kernel_end;	/* end of the highest loaded segment */
-	uint64_t initrd_gpa;	/* 0 without an initramfs */
+	uint32_t entry;      /* 32-bit PVH entry point */
+	uint64_t start_info; /* guest address of hvm_start_info, for EBX */
+	uint64_t kernel_end; /* end of the highest loaded segment */
+	uint64_t initrd_gpa; /* 0 without an initramfs */
 };
 
 /*
@@ -45,6 +45,6 @@ struct boot_entry {
  * the 32-bit hole after the kernel); @why (may be NULL) gets a sentence.
  */
 int boot_load(struct gm *gm, const struct boot_image *img, struct boot_entry *out, char *why,
-	      size_t why_len);
+              size_t why_len);
 
 #endif

@@ -11,8 +11,8 @@
 #include <sys/ioctl.h>
 
 #define MSR_IA32_ARCH_CAPABILITIES 0x10a
-#define CPUID_7_EDX_ARCH_CAP	   (1u << 29)
-#define CPUID_1_ECX_HYPERVISOR	   (1u << 31)
+#define CPUID_7_EDX_ARCH_CAP       (1u << 29)
+#define CPUID_1_ECX_HYPERVISOR     (1u << 31)
 
 /* Some hosts (PVM, older KVMs) refuse IA32_ARCH_CAPABILITIES; a guest told
  * it exists would read it and fault. */
@@ -93,8 +93,8 @@ int cpuid_setup(int kvm_fd, int vcpu_fd, int id, int ncpus)
 		switch (e->function) {
 		case 1:
 			/* initial APIC id, logical CPU count; we are a guest */
-			e->ebx = (e->ebx & 0x0000ffffu) | ((uint32_t)id << 24) |
-				 ((uint32_t)ncpus << 16);
+			e->ebx =
+			    (e->ebx & 0x0000ffffu) | ((uint32_t)id << 24) | ((uint32_t)ncpus << 16);
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
 			break;
 		case 7:

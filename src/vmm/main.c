@@ -36,16 +36,17 @@ struct opts {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]\n"
-		   "               [--cmdline ARGS] [--serial-log PATH]\n\n"
-		   "Runs one KVM virtual machine: boots VMLINUX (an uncompressed ELF kernel\n"
-		   "with a PVH entry) and runs until the guest shuts down (exit 0), crashes\n"
-		   "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
-		   "  --memory MIB       guest RAM (default 256, a multiple of 2)\n"
-		   "  --cpus N           vCPUs (default 1, at most %d)\n"
-		   "  --cmdline ARGS     appended to \"%s\"\n"
-		   "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n",
-		VM_MAX_CPUS, BASE_CMDLINE);
+	fprintf(f,
+	        "usage: msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]\n"
+	        "               [--cmdline ARGS] [--serial-log PATH]\n\n"
+	        "Runs one KVM virtual machine: boots VMLINUX (an uncompressed ELF kernel\n"
+	        "with a PVH entry) and runs until the guest shuts down (exit 0), crashes\n"
+	        "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
+	        "  --memory MIB       guest RAM (default 256, a multiple of 2)\n"
+	        "  --cpus N           vCPUs (default 1, at most %d)\n"
+	        "  --cmdline ARGS     appended to \"%s\"\n"
+	        "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n",
+	        VM_MAX_CPUS, BASE_CMDLINE);
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
 		return error("cannot read the initramfs %s: %s", o.initrd, strerror(-e));
 	char cmdline[BOOT_CMDLINE_MAX + 1];
 	if (snprintf(cmdline, sizeof(cmdline), "%s%s%s", BASE_CMDLINE, *o.cmdline ? " " : "",
-		     o.cmdline) >= BOOT_CMDLINE_MAX)
+	             o.cmdline) >= BOOT_CMDLINE_MAX)
 		return error("the kernel command line is too long%s%s", "", "");
 	int serial_fd = STDERR_FILENO;
 	if (o.serial_log && !strcmp(o.serial_log, "-")) {
@@ -187,16 +188,15 @@ int main(int argc, char **argv)
 
 	static struct vm vm;
 	char why[256] = "";
-	struct vm_config c = {.mem_bytes = (uint64_t)o.mem_mib << 20,
-			      .ncpus = o.cpus,
-			      .serial_fd = serial_fd};
+	struct vm_config c = {
+	    .mem_bytes = (uint64_t)o.mem_mib << 20, .ncpus = o.cpus, .serial_fd = serial_fd};
 	if (vm_create(&vm, kvm, &c, why, sizeof(why)) < 0)
 		return error("creating the VM: %s%s", why, "");
 	struct boot_image img = {.kernel = kernel,
-				 .kernel_len = klen,
-				 .initrd = initrd,
-				 .initrd_len = ilen,
-				 .cmdline = cmdline};
+	                         .kernel_len = klen,
+	                         .initrd = initrd,
+	                         .initrd_len = ilen,
+	                         .cmdline = cmdline};
 	struct boot_entry be;
 	if (boot_load(&vm.gm, &img, &be, why, sizeof(why)) < 0)
 		return error("loading %s: %s", o.kernel, why);
@@ -208,14 +208,15 @@ int main(int argc, char **argv)
 		return error("%s%s", vm.stop_why, "");
 
 	while (atomic_load(&vm.stop) == VM_RUNNING) {
-		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = vm.stop_efd, .events = POLLIN}};
+		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
+		                      {.fd = vm.stop_efd, .events = POLLIN}};
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			break;
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si))
 				vm_request_stop(&vm, VM_STOP_REQUESTED, "stopped by %s",
-						strsignal((int)si.ssi_signo));
+				                strsignal((int)si.ssi_signo));
 		}
 	}
 	vm_destroy(&vm);

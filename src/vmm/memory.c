@@ -17,7 +17,7 @@ int gm_init(struct gm *gm, uint64_t ram_size)
 	uint64_t gpas[2] = {0, GM_HOLE_END};
 	for (int i = 0; i < 2 && sizes[i]; i++) {
 		void *p = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (p == MAP_FAILED) {
 			int e = -errno;
 			gm_destroy(gm);

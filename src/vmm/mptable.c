@@ -5,12 +5,12 @@
 #include <string.h>
 
 #define MP_PROCESSOR 0
-#define MP_BUS	     1
+#define MP_BUS       1
 #define MP_IOAPIC    2
 #define MP_INTSRC    3
 #define MP_LINTSRC   4
-#define MP_INT	     0
-#define MP_NMI	     1
+#define MP_INT       0
+#define MP_NMI       1
 #define MP_EXTINT    3
 #define APIC_VERSION 0x14
 
@@ -45,8 +45,8 @@ int mptable_write(struct gm *gm, int ncpus)
 
 	for (int i = 0; i < ncpus; i++) {
 		uint8_t e[20] = {MP_PROCESSOR, (uint8_t)i, APIC_VERSION,
-				 (uint8_t)(1 | (i == 0 ? 2 : 0))}; /* enabled, BSP */
-		uint32_t sig = 0x600, feat = 0x201;		   /* family 6; FPU, APIC */
+		                 (uint8_t)(1 | (i == 0 ? 2 : 0))}; /* enabled, BSP */
+		uint32_t sig = 0x600, feat = 0x201;                /* family 6; FPU, APIC */
 		memcpy(e + 4, &sig, 4);
 		memcpy(e + 8, &feat, 4);
 		put(t, tcap, &off, e, sizeof(e));

@@ -11,7 +11,7 @@
 #define MPTABLE_MAX_CPUS   32
 #define MPTABLE_IOAPIC_GPA 0xfec00000U
 #define MPTABLE_LAPIC_GPA  0xfee00000U
-#define MPTABLE_IRQS	   24 /* KVM's in-kernel IOAPIC has 24 pins */
+#define MPTABLE_IRQS       24 /* KVM's in-kernel IOAPIC has 24 pins */
 
 /* Writes the table for @ncpus CPUs (APIC ids 0..ncpus-1). Returns 0 or
  * -EINVAL (ncpus out of range, or the EBDA is not in guest RAM). */

@@ -7,10 +7,10 @@
 
 #include <string.h>
 
-#define I8042_DATA     0x60
-#define I8042_COMMAND  0x64
-#define I8042_RESET    0xfe
-#define POST_PORT      0x80
+#define I8042_DATA    0x60
+#define I8042_COMMAND 0x64
+#define I8042_RESET   0xfe
+#define POST_PORT     0x80
 
 static void pio_out(struct vm *vm, uint16_t port, uint8_t v)
 {

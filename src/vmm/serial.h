@@ -19,8 +19,8 @@ struct serial {
 	uint8_t ier, lcr, mcr, scr, fcr, dll, dlm;
 	char line[256];
 	unsigned line_len;
-	int saw_panic; /* the guest printed "Kernel panic" */
-	int thre_pending; /* a "transmitter empty" interrupt not yet seen in IIR */
+	int saw_panic;                /* the guest printed "Kernel panic" */
+	int thre_pending;             /* a "transmitter empty" interrupt not yet seen in IIR */
 	void (*raise_irq)(void *ctx); /* may be NULL: no interrupts */
 	void *irq_ctx;
 };

@@ -13,19 +13,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define KVM_TSS_GPA	     0xfffbd000ULL
+#define KVM_TSS_GPA          0xfffbd000ULL
 #define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
 #define VCPU_KICK_SIGNAL     SIGUSR1
 
 #define MSR_IA32_SYSENTER_CS  0x174
 #define MSR_IA32_SYSENTER_ESP 0x175
 #define MSR_IA32_SYSENTER_EIP 0x176
-#define MSR_STAR	      0xc0000081
-#define MSR_LSTAR	      0xc0000082
-#define MSR_CSTAR	      0xc0000083
+#define MSR_STAR              0xc0000081
+#define MSR_LSTAR             0xc0000082
+#define MSR_CSTAR             0xc0000083
 #define MSR_SYSCALL_MASK      0xc0000084
 #define MSR_KERNEL_GS_BASE    0xc0000102
-#define MSR_IA32_TSC	      0x10
+#define MSR_IA32_TSC          0x10
 #define MSR_IA32_MISC_ENABLE  0x1a0
 #define MISC_ENABLE_FAST_STR  1
 
@@ -100,11 +100,15 @@ static int set_lapic(int fd)
 
 static int set_msrs(int fd)
 {
-	static const uint32_t zero[] = {MSR_IA32_SYSENTER_CS, MSR_IA32_SYSENTER_ESP,
-					MSR_IA32_SYSENTER_EIP, MSR_STAR,
-					MSR_LSTAR, MSR_CSTAR,
-					MSR_SYSCALL_MASK, MSR_KERNEL_GS_BASE,
-					MSR_IA32_TSC};
+	static const uint32_t zero[] = {MSR_IA32_SYSENTER_CS,
+	                                MSR_IA32_SYSENTER_ESP,
+	                                MSR_IA32_SYSENTER_EIP,
+	                                MSR_STAR,
+	                                MSR_LSTAR,
+	                                MSR_CSTAR,
+	                                MSR_SYSCALL_MASK,
+	                                MSR_KERNEL_GS_BASE,
+	                                MSR_IA32_TSC};
 	enum { N = sizeof(zero) / sizeof(zero[0]) + 1 };
 	struct {
 		struct kvm_msrs hdr;
@@ -177,10 +181,10 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
 		return failf(why, wl, errno, "KVM_CREATE_VM");
 	for (int i = 0; i < vm->gm.n; i++) {
 		struct kvm_userspace_memory_region r = {
-			.slot = (uint32_t)i,
-			.guest_phys_addr = vm->gm.r[i].gpa,
-			.memory_size = vm->gm.r[i].size,
-			.userspace_addr = (uintptr_t)vm->gm.r[i].host,
+		    .slot = (uint32_t)i,
+		    .guest_phys_addr = vm->gm.r[i].gpa,
+		    .memory_size = vm->gm.r[i].size,
+		    .userspace_addr = (uintptr_t)vm->gm.r[i].host,
 		};
 		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 			return failf(why, wl, errno, "KVM_SET_USER_MEMORY_REGION");
@@ -281,7 +285,7 @@ static void *vcpu_thread(void *arg)
 				continue;
 			}
 			vm_request_stop(vm, VM_STOP_VMM_ERROR, "KVM_RUN on vCPU %d: %s", v->id,
-					strerror(errno));
+			                strerror(errno));
 			break;
 		}
 		struct kvm_run *run = v->run;
@@ -296,28 +300,29 @@ static void *vcpu_thread(void *arg)
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			vm_request_stop(vm, VM_STOP_GUEST_CRASHED,
-					"the guest triple-faulted on vCPU %d", v->id);
+			                "the guest triple-faulted on vCPU %d", v->id);
 			break;
 		case KVM_EXIT_SYSTEM_EVENT:
 			vm_request_stop(vm, VM_STOP_GUEST_RESET, "the guest stopped (event %u)",
-					run->system_event.type);
+			                run->system_event.type);
 			break;
 		case KVM_EXIT_HLT:
 			vm_request_stop(vm, VM_STOP_GUEST_RESET, "the guest halted");
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			vm_request_stop(vm, VM_STOP_GUEST_CRASHED,
-					"KVM could not enter vCPU %d (reason %#llx)", v->id,
-					(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+			vm_request_stop(
+			    vm, VM_STOP_GUEST_CRASHED, "KVM could not enter vCPU %d (reason %#llx)",
+			    v->id,
+			    (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
 			vm_request_stop(vm, VM_STOP_GUEST_CRASHED,
-					"KVM internal error %u on vCPU %d", run->internal.suberror,
-					v->id);
+			                "KVM internal error %u on vCPU %d", run->internal.suberror,
+			                v->id);
 			break;
 		default:
 			vm_request_stop(vm, VM_STOP_GUEST_CRASHED, "unexpected exit %u on vCPU %d",
-					run->exit_reason, v->id);
+			                run->exit_reason, v->id);
 			break;
 		}
 	}
@@ -335,7 +340,7 @@ int vm_start(struct vm *vm)
 		int e = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
 		if (e) {
 			vm_request_stop(vm, VM_STOP_VMM_ERROR, "starting vCPU %d: %s", i,
-					strerror(e));
+			                strerror(e));
 			return -e;
 		}
 		vm->vcpus[i].started = 1;

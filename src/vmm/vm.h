@@ -59,8 +59,7 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
 
 /* Sets vCPU 0 up to enter the kernel at its 32-bit PVH @entry with EBX =
  * @start_info. */
-int vm_set_pvh_entry(struct vm *vm, uint32_t entry, uint64_t start_info, char *why,
-		     size_t why_len);
+int vm_set_pvh_entry(struct vm *vm, uint32_t entry, uint64_t start_info, char *why, size_t why_len);
 
 /* Starts one thread per vCPU. */
 int vm_start(struct vm *vm);
@@ -68,7 +67,7 @@ int vm_start(struct vm *vm);
 /* Records the reason the VM stops (the first one wins) and kicks every
  * vCPU out of the guest. Safe from any thread, not from signal handlers. */
 void vm_request_stop(struct vm *vm, enum vm_stop why, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Joins the vCPU threads (after a stop) and frees everything. */
 void vm_destroy(struct vm *vm);

@@ -32,7 +32,7 @@ int main(int argc, char **argv)
 	}
 	if (argc - i != 2) {
 		fprintf(stderr, "usage: vmrun [--cpus N] [--memory MIB] [--cmdline ARGS] KERNEL "
-				"INITRD\n");
+		                "INITRD\n");
 		return 3;
 	}
 	struct msb_host_choice c;
@@ -42,7 +42,7 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	const struct msb_vm_file files[] = {{.name = "kernel", .path = argv[i]},
-					    {.name = "initrd", .path = argv[i + 1]}};
+	                                    {.name = "initrd", .path = argv[i + 1]}};
 	char kpath[4096], ipath[4096], vmm[4096];
 	msb_vm_file_path(c.mode, &files[0], kpath, sizeof(kpath));
 	msb_vm_file_path(c.mode, &files[1], ipath, sizeof(ipath));
@@ -54,22 +54,22 @@ int main(int argc, char **argv)
 			return 3;
 		snprintf(vmm, sizeof(vmm), "%s/msb-vmm", libexec);
 	}
-	const char *vargv[16] = {vmm,	   "--kernel", kpath, "--initrd",     ipath, "--cpus",
-				 cpus,	   "--memory", mem,   "--serial-log", "-",   NULL};
+	const char *vargv[16] = {vmm,  "--kernel", kpath, "--initrd",     ipath, "--cpus",
+	                         cpus, "--memory", mem,   "--serial-log", "-",   NULL};
 	if (cmdline) {
 		vargv[11] = "--cmdline";
 		vargv[12] = cmdline;
 		vargv[13] = NULL;
 	}
 	struct msb_vmproc_opts o = {
-		.size = sizeof(o),
-		.mode = c.mode,
-		.name = "vmrun",
-		.argv = vargv,
-		.files = files,
-		.nfiles = 2,
-		/* untouched memory costs nothing at either level */
-		.mem_mib = (unsigned)strtoul(mem, NULL, 10) + 512,
+	    .size = sizeof(o),
+	    .mode = c.mode,
+	    .name = "vmrun",
+	    .argv = vargv,
+	    .files = files,
+	    .nfiles = 2,
+	    /* untouched memory costs nothing at either level */
+	    .mem_mib = (unsigned)strtoul(mem, NULL, 10) + 512,
 	};
 	struct msb_vmproc *vm;
 	if (msb_vmproc_start(&o, &vm, &err) < 0) {
@@ -93,7 +93,7 @@ int main(int argc, char **argv)
 		return 3;
 	}
 	fprintf(stderr, "vmrun: msb-vmm exited with status %d; its log: %s\n", st,
-		msb_vmproc_log(vm));
+	        msb_vmproc_log(vm));
 	msb_vmproc_destroy(vm, st != 0);
 	return st;
 }

@@ -29,7 +29,7 @@ static void test_gm_ptr_bounds(void **state)
 	assert_non_null(gm_ptr(&gm, 0, 64 * MIB));
 	assert_null(gm_ptr(&gm, 64 * MIB - 1, 2)); /* runs past the end */
 	assert_null(gm_ptr(&gm, 64 * MIB, 1));
-	assert_null(gm_ptr(&gm, 0, 0)); /* empty ranges are refused */
+	assert_null(gm_ptr(&gm, 0, 0));          /* empty ranges are refused */
 	assert_null(gm_ptr(&gm, UINT64_MAX, 2)); /* wraps */
 	assert_null(gm_ptr(&gm, UINT64_MAX - 4096, 8192));
 	assert_null(gm_ptr(&gm, GM_HOLE_START, 4));
@@ -58,7 +58,7 @@ struct fake_elf {
 	size_t len;
 };
 
-#define PH_OFF	 64
+#define PH_OFF   64
 #define NOTE_OFF 512
 #define CODE_OFF 1024
 
@@ -98,10 +98,10 @@ static int load(struct gm *gm, struct fake_elf *f, const char *initrd, struct bo
 {
 	char why[256];
 	struct boot_image img = {.kernel = f->b,
-				 .kernel_len = f->len,
-				 .initrd = (const uint8_t *)initrd,
-				 .initrd_len = initrd ? strlen(initrd) : 0,
-				 .cmdline = "console=ttyS0"};
+	                         .kernel_len = f->len,
+	                         .initrd = (const uint8_t *)initrd,
+	                         .initrd_len = initrd ? strlen(initrd) : 0,
+	                         .cmdline = "console=ttyS0"};
 	return boot_load(gm, &img, be, why, sizeof(why));
 }
 
@@ -122,7 +122,7 @@ static void test_boot_loads_pvh_kernel(void **state)
 	assert_int_equal(be.start_info, BOOT_START_INFO_GPA);
 	uint32_t *si = gm_ptr(&gm, BOOT_START_INFO_GPA, 56);
 	assert_int_equal(si[0], 0x336ec578); /* magic */
-	assert_int_equal(si[3], 1);	     /* one module: the initramfs */
+	assert_int_equal(si[3], 1);          /* one module: the initramfs */
 	assert_true(be.initrd_gpa >= be.kernel_end);
 	assert_memory_equal(gm_ptr(&gm, be.initrd_gpa, 6), "INITRD", 6);
 	assert_string_equal(gm_ptr(&gm, BOOT_CMDLINE_GPA, 14), "console=ttyS0");
@@ -239,7 +239,7 @@ static void test_serial(void **state)
 	struct serial s;
 	serial_init(&s, p[1]);
 	assert_int_equal(serial_in(&s, 5) & 0x60, 0x60); /* always ready */
-	serial_out(&s, 3, 0x80);			 /* DLAB: divisor, not data */
+	serial_out(&s, 3, 0x80);                         /* DLAB: divisor, not data */
 	serial_out(&s, 0, 12);
 	serial_out(&s, 3, 0x03);
 	for (const char *c = "Kernel panic - x\n"; *c; c++)
@@ -260,9 +260,12 @@ static void test_serial(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gm_ptr_bounds),	      cmocka_unit_test(test_gm_split_around_hole),
-		cmocka_unit_test(test_boot_loads_pvh_kernel), cmocka_unit_test(test_boot_rejects_malformed),
-		cmocka_unit_test(test_mptable),		      cmocka_unit_test(test_serial),
+	    cmocka_unit_test(test_gm_ptr_bounds),
+	    cmocka_unit_test(test_gm_split_around_hole),
+	    cmocka_unit_test(test_boot_loads_pvh_kernel),
+	    cmocka_unit_test(test_boot_rejects_malformed),
+	    cmocka_unit_test(test_mptable),
+	    cmocka_unit_test(test_serial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
