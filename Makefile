@@ -27,7 +27,7 @@ HDRS     := $(wildcard src/*/*.h src/lib/*/*.h)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all phost kernel test unit integration asan bench fuzz format clean
-VMM_SRCS := $(wildcard src/vmm/*.c)
+VMM_SRCS := $(wildcard src/vmm/*.c src/vmm/virtio/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
 	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c
@@ -65,13 +65,13 @@ $(B)/libexec/msb/msb-kvm-smoke: src/kvmcheck/kvm_smoke.c src/kvmcheck/tinyvm.c \
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(filter %.c %.S,$^)
 
 # Static too: it runs natively and inside the portable host.
-$(B)/libexec/msb/msb-vmm: $(VMM_SRCS) $(wildcard src/vmm/*.h) $(MUSL_INC)/.stamp
+$(B)/libexec/msb/msb-vmm: $(VMM_SRCS) $(wildcard src/vmm/*.h src/vmm/virtio/*.h) $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(VMM_SRCS) -lpthread
 
-$(B)/libexec/msb/msb-phost-init: src/phost/init.c src/phost/status.h $(MUSL_INC)/.stamp
+$(B)/libexec/msb/msb-phost-init: src/phost/init.c src/phost/status.h src/lib/vmproc/vsock_uds.c $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
-	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ src/phost/init.c
+	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ src/phost/init.c src/lib/vmproc/vsock_uds.c
 
 # The self-test guest as a file: msb doctor hands it to msb-kvm-smoke, through
 # the portable host's shared-file path where it runs there.

@@ -10,10 +10,12 @@
  *
  * Arguments come from the kernel command line after its "--" (which the
  * kernel removes):
- *   [-f NAME]... --run PROGRAM [ARG]...
+ *   [-f NAME]... [--vsock-relay PATH PORT] --run PROGRAM [ARG]...
  * Each NAME is a read-only virtio-blk disk whose serial is NAME; it appears
- * as /files/NAME. Module parameters use the usual "module.param=value" on
- * the kernel command line (virtio_mmio.device=... on -M microvm).
+ * as /files/NAME. With --vsock-relay the stream is not the program's stdio:
+ * it is relayed to guest port PORT through the VMM's vsock socket PATH
+ * (the program is msb-vmm, started with --vsock PATH). Module parameters use the usual
+ * "module.param=value" on the kernel command line (virtio_mmio.device=... on -M microvm).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -34,6 +37,7 @@
 #include <unistd.h>
 
 #include "status.h"
+#include "../lib/vmproc/vsock_uds.h"
 
 #define STREAM_PORT_NAME "msb.stream"
 #define DEVICE_WAIT_MS   60000 /* TCG is slow; a missing device is still an error */
@@ -235,6 +239,43 @@ static int valid_name(const char *s)
 	return s[0] != '.';
 }
 
+/* Copies between the stream port and the guest's vsock port until either
+ * side ends; runs in its own process beside the VMM. */
+static void relay(int stream, const char *path, uint32_t port)
+{
+	char why[200];
+	int sock = vsock_uds_connect(path, port, DEVICE_WAIT_MS, NULL, NULL, why, sizeof(why));
+	if (sock < 0) {
+		logf_("error: relay: %s", why);
+		return;
+	}
+	logf_("relaying the stream to vsock port %u", port);
+	struct pollfd p[2] = {{.fd = stream, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
+	static char buf[65536];
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		for (int k = 0; k < 2; k++) {
+			if (!(p[k].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			ssize_t n = read(p[k].fd, buf, sizeof(buf));
+			if (n <= 0) {
+				shutdown(sock, SHUT_RDWR);
+				return;
+			}
+			for (ssize_t off = 0; off < n;) {
+				ssize_t w = write(p[1 - k].fd, buf + off, (size_t)(n - off));
+				if (w <= 0)
+					return;
+				off += w;
+			}
+		}
+	}
+}
+
 int main(int argc, char **argv)
 {
 	mkdir("/dev", 0755);
@@ -246,12 +287,17 @@ int main(int argc, char **argv)
 		die("mounting /dev, /proc, /sys: %s", strerror(errno));
 
 	const char *files[MAX_FILES];
+	const char *relay_path = NULL;
+	unsigned long relay_port = 0;
 	int nfiles = 0, i = 1;
 	for (; i < argc && strcmp(argv[i], "--run"); i++) {
 		if (!strcmp(argv[i], "-f") && i + 1 < argc && nfiles < MAX_FILES &&
-		    valid_name(argv[i + 1]))
+		    valid_name(argv[i + 1])) {
 			files[nfiles++] = argv[++i];
-		else
+		} else if (!strcmp(argv[i], "--vsock-relay") && i + 2 < argc) {
+			relay_path = argv[++i];
+			relay_port = strtoul(argv[++i], NULL, 10);
+		} else
 			die("bad argument %s (usage: [-f NAME]... --run PROGRAM [ARG]...)",
 			    argv[i]);
 	}
@@ -296,17 +342,25 @@ int main(int argc, char **argv)
 		sleep_ms(5);
 	}
 
+	mkdir("/run", 0755);
 	pid_t child = fork();
 	if (child < 0)
 		die("fork: %s", strerror(errno));
 	if (child == 0) {
-		if (dup2(stream, STDIN_FILENO) < 0 || dup2(stream, STDOUT_FILENO) < 0)
+		int in = relay_path ? open("/dev/null", O_RDONLY) : stream;
+		int out = relay_path ? STDERR_FILENO : stream;
+		if (in < 0 || dup2(in, STDIN_FILENO) < 0 || dup2(out, STDOUT_FILENO) < 0)
 			_exit(127);
 		execv(prog[0], prog);
 		logf_("error: cannot run %s: %s", prog[0], strerror(errno));
 		_exit(127);
 	}
 	logf_("started %s", prog[0]);
+	if (relay_path && fork() == 0) {
+		signal(SIGPIPE, SIG_IGN); /* a closed peer is an error to see, not a death */
+		relay(stream, relay_path, (uint32_t)relay_port);
+		_exit(0);
+	}
 	for (;;) {
 		int st;
 		pid_t p = wait(&st);

@@ -10,6 +10,7 @@
  * stderr, prefixed "msb-vmm: error:".
  */
 #include "boot.h"
+#include "virtio/vsock.h"
 #include "vm.h"
 
 #include <errno.h>
@@ -29,7 +30,8 @@
 #define MAX_INITRD   (1024u << 20)
 
 struct opts {
-	const char *kernel, *initrd, *cmdline, *serial_log;
+	const char *kernel, *initrd, *serial_log, *vsock;
+	char cmdline[BOOT_CMDLINE_MAX]; /* every --cmdline, joined by spaces */
 	unsigned long mem_mib;
 	int cpus;
 };
@@ -44,7 +46,7 @@ static void usage(FILE *f)
 	        "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
 	        "  --memory MIB       guest RAM (default 256, a multiple of 2)\n"
 	        "  --cpus N           vCPUs (default 1, at most %d)\n"
-	        "  --cmdline ARGS     appended to \"%s\"\n"
+	        "  --cmdline ARGS     appended to \"%s\" (may be repeated)\n"
 	        "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n",
 	        VM_MAX_CPUS, BASE_CMDLINE);
 }
@@ -54,7 +56,6 @@ static int parse(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->mem_mib = 256;
 	o->cpus = 1;
-	o->cmdline = "";
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -69,10 +70,15 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->kernel = v;
 		else if (!strcmp(a, "--initrd"))
 			o->initrd = v;
-		else if (!strcmp(a, "--cmdline"))
-			o->cmdline = v;
-		else if (!strcmp(a, "--serial-log"))
+		else if (!strcmp(a, "--cmdline")) {
+			size_t used = strlen(o->cmdline);
+			if (snprintf(o->cmdline + used, sizeof(o->cmdline) - used, "%s%s",
+			             used ? " " : "", v) >= (int)(sizeof(o->cmdline) - used))
+				return -1;
+		} else if (!strcmp(a, "--serial-log"))
 			o->serial_log = v;
+		else if (!strcmp(a, "--vsock"))
+			o->vsock = v;
 		else if (!strcmp(a, "--memory")) {
 			o->mem_mib = strtoul(v, &end, 10);
 			if (*end || o->mem_mib == 0)
@@ -152,7 +158,7 @@ int main(int argc, char **argv)
 	if (o.initrd && (e = read_all(o.initrd, MAX_INITRD, &initrd, &ilen)))
 		return error("cannot read the initramfs %s: %s", o.initrd, strerror(-e));
 	char cmdline[BOOT_CMDLINE_MAX + 1];
-	if (snprintf(cmdline, sizeof(cmdline), "%s%s%s", BASE_CMDLINE, *o.cmdline ? " " : "",
+	if (snprintf(cmdline, sizeof(cmdline), "%s%s%s", BASE_CMDLINE, o.cmdline[0] ? " " : "",
 	             o.cmdline) >= BOOT_CMDLINE_MAX)
 		return error("the kernel command line is too long%s%s", "", "");
 	int serial_fd = STDERR_FILENO;
@@ -192,6 +198,23 @@ int main(int argc, char **argv)
 	    .mem_bytes = (uint64_t)o.mem_mib << 20, .ncpus = o.cpus, .serial_fd = serial_fd};
 	if (vm_create(&vm, kvm, &c, why, sizeof(why)) < 0)
 		return error("creating the VM: %s%s", why, "");
+	struct vsock *vs = NULL;
+	if (o.vsock) {
+		uint64_t base;
+		uint32_t irq;
+		vm_next_device_slot(&vm, &base, &irq);
+		vs = vsock_create(&vm.gm, &vm.loop, o.vsock, base, irq, why, sizeof(why));
+		if (!vs || vm_add_device(&vm, vsock_dev(vs), why, sizeof(why)) < 0)
+			return error("virtio-vsock: %s%s", why, "");
+	}
+	/* the guest finds its virtio-mmio devices on the command line */
+	for (int i = 0; i < vm.ndevs; i++) {
+		size_t used = strlen(cmdline);
+		if (used + 1 >= sizeof(cmdline) ||
+		    virtio_mmio_cmdline(vm.devs[i], cmdline + used + 1, sizeof(cmdline) - used - 1))
+			return error("the kernel command line is too long%s%s", "", "");
+		cmdline[used] = ' ';
+	}
 	struct boot_image img = {.kernel = kernel,
 	                         .kernel_len = klen,
 	                         .initrd = initrd,
@@ -220,6 +243,7 @@ int main(int argc, char **argv)
 		}
 	}
 	vm_destroy(&vm);
+	vsock_destroy(vs);
 	int reason = atomic_load(&vm.stop);
 	switch (reason) {
 	case VM_STOP_GUEST_RESET:

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -207,12 +208,83 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
 	if (rs < (long)sizeof(struct kvm_run))
 		return failf(why, wl, rs < 0 ? errno : EINVAL, "KVM_GET_VCPU_MMAP_SIZE");
 	vm->run_size = (size_t)rs;
+	if ((e = evloop_init(&vm->loop)))
+		return failf(why, wl, -e, "the event loop");
+	vm->loop_ready = 1;
 	if ((e = mptable_write(&vm->gm, vm->ncpus)))
 		return failf(why, wl, -e, "writing the MP table");
 	for (int i = 0; i < vm->ncpus; i++)
 		if ((e = setup_vcpu(vm, i, why, wl)))
 			return e;
 	return 0;
+}
+
+void vm_next_device_slot(const struct vm *vm, uint64_t *base, uint32_t *irq)
+{
+	*base = VM_MMIO_BASE + (uint64_t)vm->ndevs * VIRTIO_MMIO_SIZE;
+	*irq = VM_FIRST_IRQ + (uint32_t)vm->ndevs;
+}
+
+static void on_queue_kick(struct ev_source *s, uint32_t events)
+{
+	(void)events;
+	struct vm_kick *k = (struct vm_kick *)s;
+	uint64_t v;
+	if (read(s->fd, &v, sizeof(v)) == sizeof(v))
+		virtio_queue_kick(k->dev, k->queue);
+}
+
+int vm_add_device(struct vm *vm, struct virtio_dev *d, char *why, size_t wl)
+{
+	if (vm->ndevs >= VM_MAX_DEVS)
+		return failf(why, wl, ENOSPC, "too many devices");
+	int i = vm->ndevs;
+	d->irqfd = eventfd(0, EFD_CLOEXEC);
+	if (d->irqfd < 0)
+		return failf(why, wl, errno, "eventfd");
+	struct kvm_irqfd irqfd = {.fd = (uint32_t)d->irqfd, .gsi = d->irq};
+	if (ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
+		return failf(why, wl, errno, "KVM_IRQFD");
+	for (int q = 0; q < d->ops->nqueues; q++) {
+		struct vm_kick *k = &vm->kicks[i][q];
+		k->dev = d;
+		k->queue = q;
+		k->src.cb = on_queue_kick;
+		k->src.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (k->src.fd < 0)
+			return failf(why, wl, errno, "eventfd");
+		/* a write of q to QueueNotify becomes an eventfd signal, no exit
+		 * to user space on the vCPU */
+		struct kvm_ioeventfd io = {.datamatch = (uint64_t)q,
+		                           .addr = d->base + 0x50,
+		                           .len = 4,
+		                           .fd = k->src.fd,
+		                           .flags = KVM_IOEVENTFD_FLAG_DATAMATCH};
+		if (ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0)
+			return failf(why, wl, errno, "KVM_IOEVENTFD");
+		int e = evloop_add(&vm->loop, &k->src, EPOLLIN);
+		if (e)
+			return failf(why, wl, -e, "epoll");
+	}
+	vm->devs[i] = d;
+	vm->ndevs++;
+	return 0;
+}
+
+static void mmio_exit(struct vm *vm, struct kvm_run *run)
+{
+	uint64_t a = run->mmio.phys_addr;
+	uint32_t len = run->mmio.len <= 8 ? run->mmio.len : 8;
+	for (int i = 0; i < vm->ndevs; i++) {
+		struct virtio_dev *d = vm->devs[i];
+		if (a >= d->base && a - d->base < VIRTIO_MMIO_SIZE) {
+			virtio_mmio_access(d, a - d->base, run->mmio.data, len, run->mmio.is_write);
+			return;
+		}
+	}
+	/* nothing there: reads see all ones, writes vanish */
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
 static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
@@ -294,9 +366,7 @@ static void *vcpu_thread(void *arg)
 			pio_handle(vm, run);
 			break;
 		case KVM_EXIT_MMIO:
-			/* nothing is mapped yet: reads see all ones, writes vanish */
-			if (!run->mmio.is_write)
-				memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
+			mmio_exit(vm, run);
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			vm_request_stop(vm, VM_STOP_GUEST_CRASHED,
@@ -336,6 +406,11 @@ int vm_start(struct vm *vm)
 	sa.sa_handler = on_kick;
 	sigemptyset(&sa.sa_mask);
 	sigaction(VCPU_KICK_SIGNAL, &sa, NULL);
+	int e = evloop_start(&vm->loop);
+	if (e) {
+		vm_request_stop(vm, VM_STOP_VMM_ERROR, "starting the event loop: %s", strerror(-e));
+		return e;
+	}
 	for (int i = 0; i < vm->ncpus; i++) {
 		int e = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_thread, &vm->vcpus[i]);
 		if (e) {
@@ -360,6 +435,12 @@ void vm_destroy(struct vm *vm)
 			close(v->fd);
 	}
 	serial_flush(&vm->serial);
+	if (vm->loop_ready)
+		evloop_destroy(&vm->loop); /* before devices go: it calls into them */
+	for (int i = 0; i < vm->ndevs; i++)
+		for (int q = 0; q < vm->devs[i]->ops->nqueues; q++)
+			if (vm->kicks[i][q].src.fd > 0)
+				close(vm->kicks[i][q].src.fd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	gm_destroy(&vm->gm);

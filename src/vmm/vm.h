@@ -5,15 +5,27 @@
 #ifndef MSB_VMM_VM_H
 #define MSB_VMM_VM_H
 
+#include "evloop.h"
 #include "memory.h"
 #include "serial.h"
+#include "virtio/mmio.h"
 
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define VM_MAX_CPUS 8 /* the guest kernel's NR_CPUS */
+#define VM_MAX_CPUS  8 /* the guest kernel's NR_CPUS */
+#define VM_MAX_DEVS  8
+#define VM_MMIO_BASE 0xd0000000ULL /* virtio-mmio windows, 4 KiB each */
+#define VM_FIRST_IRQ 5             /* after the ISA ones we use (serial: 4) */
+
+/* A queue's ioeventfd, delivered to its device on the event loop. */
+struct vm_kick {
+	struct ev_source src;
+	struct virtio_dev *dev;
+	int queue;
+};
 
 struct vm;
 
@@ -45,6 +57,11 @@ struct vm {
 	_Atomic int stop; /* an enum vm_stop; the first reason wins */
 	char stop_why[256];
 	int stop_efd; /* eventfd: written when stop is set */
+	struct evloop loop;
+	int loop_ready;
+	struct virtio_dev *devs[VM_MAX_DEVS]; /* owned by their device modules */
+	int ndevs;
+	struct vm_kick kicks[VM_MAX_DEVS][VIRTIO_MAX_QUEUES];
 };
 
 struct vm_config {
@@ -61,7 +78,14 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
  * @start_info. */
 int vm_set_pvh_entry(struct vm *vm, uint32_t entry, uint64_t start_info, char *why, size_t why_len);
 
-/* Starts one thread per vCPU. */
+/* Where the next virtio device goes (MMIO base and IRQ). */
+void vm_next_device_slot(const struct vm *vm, uint64_t *base, uint32_t *irq);
+
+/* Wires @d in: its interrupt through an irqfd, its queue notifications
+ * through ioeventfds on the event loop, its registers on MMIO exits. */
+int vm_add_device(struct vm *vm, struct virtio_dev *d, char *why, size_t why_len);
+
+/* Starts the event loop and one thread per vCPU. */
 int vm_start(struct vm *vm);
 
 /* Records the reason the VM stops (the first one wins) and kicks every

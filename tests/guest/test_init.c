@@ -7,11 +7,15 @@
  * then "done" and reboot(RB_AUTOBOOT), which the VMM takes as the end.
  * With "crash" on the kernel command line it exits instead, so the kernel
  * panics (attempted to kill init) and the VMM reports a crash.
+ * With "vsock" it first serves one connection on vsock port 1024: reads a
+ * line and answers it upper-cased, the way the agent will be reached.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/vm_sockets.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/reboot.h>
 #include <unistd.h>
 
@@ -40,6 +44,39 @@ static long memtotal(void)
 	return kib;
 }
 
+static void vsock_echo(void)
+{
+	int l = socket(AF_VSOCK, SOCK_STREAM, 0);
+	struct sockaddr_vm a = {
+	    .svm_family = AF_VSOCK, .svm_port = 1024, .svm_cid = VMADDR_CID_ANY};
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0) {
+		perror("msb-test-init: vsock listen");
+		return;
+	}
+	printf("msb-test-init: vsock listening\n");
+	fflush(stdout);
+	int c = accept(l, NULL, NULL);
+	char buf[256];
+	size_t got = 0;
+	while (c >= 0 && got < sizeof(buf)) {
+		ssize_t n = read(c, buf + got, sizeof(buf) - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		if (buf[got - 1] == '\n')
+			break;
+	}
+	for (size_t i = 0; i < got; i++)
+		if (buf[i] >= 'a' && buf[i] <= 'z')
+			buf[i] = (char)(buf[i] - 32);
+	if (c >= 0 && write(c, buf, got) != (ssize_t)got)
+		perror("msb-test-init: vsock write");
+	printf("msb-test-init: vsock answered %zu bytes\n", got);
+	if (c >= 0)
+		close(c);
+	close(l);
+}
+
 int main(void)
 {
 	mount("proc", "/proc", "proc", 0, NULL);
@@ -54,6 +91,8 @@ int main(void)
 		fclose(f);
 	}
 	int crash = strstr(cmdline, " crash") != NULL;
+	if (strstr(cmdline, " vsock"))
+		vsock_echo();
 	printf("msb-test-init: done\n");
 	fflush(stdout);
 	if (crash)

@@ -54,3 +54,12 @@ def test_guest_crash_is_status_1(env):
     r = vmrun(env, "--cmdline", "crash")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "Kernel panic - not syncing: Attempted to kill init" in r.stdout
+
+
+def test_vsock_stream_reaches_a_guest_listener(env):
+    # host -> (portable host: QEMU chardev -> virtio-serial -> init's relay ->)
+    # msb-vmm's vsock socket ("CONNECT 1024") -> virtio-vsock -> the guest's
+    # listener, and its answer back the same way
+    r = vmrun(env, "--send", "1024", "hello vsock", "--cmdline", "vsock")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout == "HELLO VSOCK\n"

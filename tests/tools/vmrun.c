@@ -3,7 +3,10 @@
  * chooses (natively, or inside the portable host) and copies the guest's
  * console to stdout. For tests and for debugging the boot path:
  *
- *   vmrun [--cpus N] [--memory MIB] [--cmdline ARGS] KERNEL INITRD
+ *   vmrun [--cpus N] [--memory MIB] [--cmdline ARGS] [--send PORT TEXT] KERNEL INITRD
+ *
+ * With --send, the stream is a vsock connection to guest port PORT instead
+ * of the console: TEXT and a newline are sent, and what comes back printed.
  *
  * Exit status: msb-vmm's (0 guest shut down, 1 guest crashed, 2 VMM error),
  * or 3 when the VM could not be run at all (the message says why).
@@ -18,15 +21,22 @@
 
 int main(int argc, char **argv)
 {
-	const char *cpus = "1", *mem = "256", *cmdline = NULL;
+	const char *cpus = "1", *mem = "256", *send = NULL;
+	const char *cmdline[4];
+	int ncmd = 0;
+	uint32_t port = 0;
 	int i = 1;
 	for (; i + 1 < argc && argv[i][0] == '-'; i += 2) {
-		if (!strcmp(argv[i], "--cpus"))
+		if (!strcmp(argv[i], "--send") && i + 2 < argc) {
+			port = (uint32_t)strtoul(argv[i + 1], NULL, 10);
+			send = argv[i + 2];
+			i++;
+		} else if (!strcmp(argv[i], "--cpus"))
 			cpus = argv[i + 1];
 		else if (!strcmp(argv[i], "--memory"))
 			mem = argv[i + 1];
-		else if (!strcmp(argv[i], "--cmdline"))
-			cmdline = argv[i + 1];
+		else if (!strcmp(argv[i], "--cmdline") && ncmd < 4)
+			cmdline[ncmd++] = argv[i + 1];
 		else
 			break;
 	}
@@ -54,12 +64,14 @@ int main(int argc, char **argv)
 			return 3;
 		snprintf(vmm, sizeof(vmm), "%s/msb-vmm", libexec);
 	}
-	const char *vargv[16] = {vmm,  "--kernel", kpath, "--initrd",     ipath, "--cpus",
-	                         cpus, "--memory", mem,   "--serial-log", "-",   NULL};
-	if (cmdline) {
-		vargv[11] = "--cmdline";
-		vargv[12] = cmdline;
-		vargv[13] = NULL;
+	const char *vargv[24] = {
+	    vmm,      "--kernel", kpath,      "--initrd", ipath,
+	    "--cpus", cpus,       "--memory", mem,        send ? NULL : "--serial-log",
+	    "-",      NULL};
+	for (int k = send ? 9 : 11, c = 0; c < ncmd; c++, k += 2) {
+		vargv[k] = "--cmdline";
+		vargv[k + 1] = cmdline[c];
+		vargv[k + 2] = NULL;
 	}
 	struct msb_vmproc_opts o = {
 	    .size = sizeof(o),
@@ -70,11 +82,18 @@ int main(int argc, char **argv)
 	    .nfiles = 2,
 	    /* untouched memory costs nothing at either level */
 	    .mem_mib = (unsigned)strtoul(mem, NULL, 10) + 512,
+	    .stream_vsock_port = port,
 	};
 	struct msb_vmproc *vm;
 	if (msb_vmproc_start(&o, &vm, &err) < 0) {
 		fprintf(stderr, "vmrun: %s\n", err.msg);
 		return 3;
+	}
+	if (send) {
+		size_t n = strlen(send);
+		int fd = msb_vmproc_stream(vm);
+		if (write(fd, send, n) != (ssize_t)n || write(fd, "\n", 1) != 1)
+			fprintf(stderr, "vmrun: writing to the guest: %s\n", strerror(errno));
 	}
 	char buf[4096];
 	for (;;) {

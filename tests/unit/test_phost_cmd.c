@@ -62,6 +62,23 @@ static void test_builds_command(void **state)
 	assert_non_null(strstr(arg_after(&a, "-chardev", 0), "path=/run/x.log"));
 }
 
+static void test_vsock_relay(void **state)
+{
+	(void)state;
+	const char *argv[] = {"/bin/msb-vmm", "--kernel", "/files/kernel", NULL};
+	const struct msb_vm_file files[] = {{"kernel", "/k"}};
+	struct phost_cmd c = base(argv, files, 1);
+	c.vsock_port = 1024;
+	struct argbuf a;
+	struct msb_err err = {0};
+	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
+	/* init relays the stream to the VMM's socket; the VMM is told where */
+	assert_string_equal(arg_after(&a, "-append", 0),
+	                    "console=ttyS0 panic=-1 reboot=t quiet -- -f kernel --vsock-relay "
+	                    "/run/vsock.sock 1024 --run /bin/msb-vmm --kernel /files/kernel "
+	                    "--vsock /run/vsock.sock");
+}
+
 static void test_rejects_unsafe(void **state)
 {
 	(void)state;
@@ -133,6 +150,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_builds_command),
+	    cmocka_unit_test(test_vsock_relay),
 	    cmocka_unit_test(test_rejects_unsafe),
 	    cmocka_unit_test(test_cmdline_limit),
 	    cmocka_unit_test(test_argbuf_overflow),

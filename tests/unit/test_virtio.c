@@ -16,7 +16,7 @@
 #include "vmm/virtio/mmio.h"
 #include "vmm/virtio/queue.h"
 
-#define RAM	  (16ULL << 20)
+#define RAM       (16ULL << 20)
 #define DESC_GPA  0x10000ULL
 #define AVAIL_GPA 0x20000ULL
 #define USED_GPA  0x30000ULL
@@ -41,7 +41,7 @@ static void vqb_init(struct vqb *b, uint16_t size)
 }
 
 static void vqb_desc(struct vqb *b, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
+                     uint16_t next)
 {
 	uint8_t *d = gm_ptr(&b->gm, DESC_GPA + (uint64_t)i * 16, 16);
 	memcpy(d, &addr, 8);
@@ -52,7 +52,8 @@ static void vqb_desc(struct vqb *b, uint16_t i, uint64_t addr, uint32_t len, uin
 
 static void vqb_avail(struct vqb *b, uint16_t head)
 {
-	uint16_t *ring = gm_ptr(&b->gm, AVAIL_GPA + 4 + (uint64_t)(b->avail_idx % b->q.size) * 2, 2);
+	uint16_t *ring =
+	    gm_ptr(&b->gm, AVAIL_GPA + 4 + (uint64_t)(b->avail_idx % b->q.size) * 2, 2);
 	*ring = head;
 	b->avail_idx++;
 	memcpy(gm_ptr(&b->gm, AVAIL_GPA + 2, 2), &b->avail_idx, 2);
@@ -110,15 +111,15 @@ struct bad_chain {
 };
 
 static const struct bad_chain bad_chains[] = {
-	{"next out of range", DATA_GPA, 8, VQ_DESC_NEXT, 16, 0},
-	{"next far out of range", DATA_GPA, 8, VQ_DESC_NEXT, 0xffff, 0},
-	{"a loop", DATA_GPA, 8, VQ_DESC_NEXT, 1, 1},
-	{"buffer outside RAM", RAM, 8, 0, 0, 0},
-	{"buffer across the end of RAM", RAM - 4, 8, 0, 0, 0},
-	{"address that wraps", UINT64_MAX - 3, 8, 0, 0, 0},
-	{"huge length", DATA_GPA, 0xffffffff, 0, 0, 0},
-	{"indirect (not negotiated)", DATA_GPA, 16, VQ_DESC_INDIRECT, 0, 0},
-	{"readable after writable", DATA_GPA, 8, VQ_DESC_NEXT | VQ_DESC_WRITE, 1, 2},
+    {"next out of range", DATA_GPA, 8, VQ_DESC_NEXT, 16, 0},
+    {"next far out of range", DATA_GPA, 8, VQ_DESC_NEXT, 0xffff, 0},
+    {"a loop", DATA_GPA, 8, VQ_DESC_NEXT, 1, 1},
+    {"buffer outside RAM", RAM, 8, 0, 0, 0},
+    {"buffer across the end of RAM", RAM - 4, 8, 0, 0, 0},
+    {"address that wraps", UINT64_MAX - 3, 8, 0, 0, 0},
+    {"huge length", DATA_GPA, 0xffffffff, 0, 0, 0},
+    {"indirect (not negotiated)", DATA_GPA, 16, VQ_DESC_INDIRECT, 0, 0},
+    {"readable after writable", DATA_GPA, 8, VQ_DESC_NEXT | VQ_DESC_WRITE, 1, 2},
 };
 
 static void test_bad_chains(void **state)
@@ -195,15 +196,15 @@ static void test_activation_checks(void **state)
 		uint16_t size;
 		uint64_t desc, avail, used;
 	} rows[] = {
-		{0, DESC_GPA, AVAIL_GPA, USED_GPA},	     /* size 0 */
-		{12, DESC_GPA, AVAIL_GPA, USED_GPA},	     /* not a power of two */
-		{512, DESC_GPA, AVAIL_GPA, USED_GPA},	     /* above max */
-		{16, DESC_GPA + 8, AVAIL_GPA, USED_GPA},     /* descriptors misaligned */
-		{16, DESC_GPA, AVAIL_GPA + 1, USED_GPA},     /* avail misaligned */
-		{16, DESC_GPA, AVAIL_GPA, USED_GPA + 2},     /* used misaligned */
-		{16, RAM - 16 * 8, AVAIL_GPA, USED_GPA},     /* descriptors past RAM */
-		{16, DESC_GPA, AVAIL_GPA, RAM - 8},	     /* used ring past RAM */
-		{16, DESC_GPA, UINT64_MAX - 15, USED_GPA},   /* wraps */
+	    {0, DESC_GPA, AVAIL_GPA, USED_GPA},        /* size 0 */
+	    {12, DESC_GPA, AVAIL_GPA, USED_GPA},       /* not a power of two */
+	    {512, DESC_GPA, AVAIL_GPA, USED_GPA},      /* above max */
+	    {16, DESC_GPA + 8, AVAIL_GPA, USED_GPA},   /* descriptors misaligned */
+	    {16, DESC_GPA, AVAIL_GPA + 1, USED_GPA},   /* avail misaligned */
+	    {16, DESC_GPA, AVAIL_GPA, USED_GPA + 2},   /* used misaligned */
+	    {16, RAM - 16 * 8, AVAIL_GPA, USED_GPA},   /* descriptors past RAM */
+	    {16, DESC_GPA, AVAIL_GPA, RAM - 8},        /* used ring past RAM */
+	    {16, DESC_GPA, UINT64_MAX - 15, USED_GPA}, /* wraps */
 	};
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct vq q = {.max_size = 256};
@@ -242,15 +243,15 @@ static void t_reset(struct virtio_dev *d)
 }
 
 static const struct virtio_ops t_ops = {
-	.name = "test",
-	.device_id = 19,
-	.features = VIRTIO_F_VERSION_1,
-	.nqueues = 2,
-	.queue_max = 64,
-	.config_len = 8,
-	.activate = t_activate,
-	.notify = t_notify,
-	.reset = t_reset,
+    .name = "test",
+    .device_id = 19,
+    .features = VIRTIO_F_VERSION_1,
+    .nqueues = 2,
+    .queue_max = 64,
+    .config_len = 8,
+    .activate = t_activate,
+    .notify = t_notify,
+    .reset = t_reset,
 };
 
 static void wr(struct virtio_dev *d, uint64_t off, uint32_t v)
@@ -392,14 +393,14 @@ static void test_mmio_bad_queue_fails_device(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_chain),
-		cmocka_unit_test(test_bad_chains),
-		cmocka_unit_test(test_too_long_chain),
-		cmocka_unit_test(test_broken_rings),
-		cmocka_unit_test(test_activation_checks),
-		cmocka_unit_test(test_mmio_good_sequence),
-		cmocka_unit_test(test_mmio_hostile_driver),
-		cmocka_unit_test(test_mmio_bad_queue_fails_device),
+	    cmocka_unit_test(test_good_chain),
+	    cmocka_unit_test(test_bad_chains),
+	    cmocka_unit_test(test_too_long_chain),
+	    cmocka_unit_test(test_broken_rings),
+	    cmocka_unit_test(test_activation_checks),
+	    cmocka_unit_test(test_mmio_good_sequence),
+	    cmocka_unit_test(test_mmio_hostile_driver),
+	    cmocka_unit_test(test_mmio_bad_queue_fails_device),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,11 @@ struct msb_vmproc_opts {
 	const struct msb_vm_file *files;
 	size_t nfiles;    /* at most 16 */
 	unsigned mem_mib; /* portable host memory; 0 = default */
+	/* 0: the stream is the program's stdin/stdout. N: the program is
+	 * msb-vmm; libmsb appends "--vsock PATH" to argv and the stream is a
+	 * connection to the guest's vsock port N (made once the guest listens,
+	 * within two minutes), natively or relayed by the portable host. */
+	uint32_t stream_vsock_port;
 };
 
 struct msb_vmproc;

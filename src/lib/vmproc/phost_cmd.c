@@ -89,6 +89,13 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 		e = append(cmdline, sizeof(cmdline), &used, "-f");
 		e = e ?: append(cmdline, sizeof(cmdline), &used, f->name);
 	}
+	if (!e && c->vsock_port) {
+		char port[16];
+		snprintf(port, sizeof(port), "%u", c->vsock_port);
+		e = append(cmdline, sizeof(cmdline), &used, "--vsock-relay");
+		e = e ?: append(cmdline, sizeof(cmdline), &used, PHOST_VSOCK_PATH);
+		e = e ?: append(cmdline, sizeof(cmdline), &used, port);
+	}
 	e = e ?: append(cmdline, sizeof(cmdline), &used, "--run");
 	for (const char *const *p = c->argv; !e && *p; p++) {
 		if (!cmdline_safe(*p))
@@ -97,6 +104,10 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 			               "(empty, or has spaces, quotes or control characters)",
 			               *p);
 		e = append(cmdline, sizeof(cmdline), &used, *p);
+	}
+	if (!e && c->vsock_port) {
+		e = append(cmdline, sizeof(cmdline), &used, "--vsock");
+		e = e ?: append(cmdline, sizeof(cmdline), &used, PHOST_VSOCK_PATH);
 	}
 	if (e)
 		return err_set(err, -EINVAL,

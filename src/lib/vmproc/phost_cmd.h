@@ -23,7 +23,10 @@ struct phost_cmd {
 	const char *const *argv; /* program inside the portable host */
 	const struct msb_vm_file *files;
 	size_t nfiles;
+	uint32_t vsock_port; /* relay the stream to this guest port; 0: stdio */
 };
+
+#define PHOST_VSOCK_PATH "/run/vsock.sock" /* msb-vmm's socket inside the host */
 
 /*
  * Fills @out with QEMU's argv. Returns 0, or -EINVAL with @err set when an

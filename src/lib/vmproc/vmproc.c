@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "phost_cmd.h"
 #include "rundir.h"
+#include "vsock_uds.h"
 #include "../../phost/status.h"
 
 #include <errno.h>
@@ -24,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STOP_GRACE_MS 2000
+#define STOP_GRACE_MS    2000
+#define VSOCK_CONNECT_MS 120000 /* a cold boot in the portable host takes seconds */
 
 struct msb_vmproc {
 	enum msb_host_mode mode;
@@ -120,6 +122,14 @@ static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nf
 	return 0;
 }
 
+static int reap(struct msb_vmproc *p, int timeout_ms, int interruptible);
+
+static int child_alive(void *arg)
+{
+	struct msb_vmproc *p = arg;
+	return reap(p, 0, 0) == -ETIMEDOUT;
+}
+
 static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, struct msb_err *err)
 {
 	static const int fds[] = {STDIN_FILENO, STDOUT_FILENO};
@@ -129,9 +139,30 @@ static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, s
 		argbuf_push(&a, "%s", *s);
 	if (a.overflow)
 		return err_set(err, -E2BIG, "too many arguments for %s", o->argv[0]);
-	int e = spawn(p, a.argv, fds, 2, 127, err);
-	/* The program's stdout is the stream, so only stderr reaches the log. */
-	return e;
+	if (!o->stream_vsock_port)
+		return spawn(p, a.argv, fds, 2, 127, err); /* stdout is the stream */
+	char uds[4200];
+	if (fs_path(uds, sizeof(uds), "%s/vsock.sock", p->rd.path))
+		return err_set(err, -ENAMETOOLONG, "the run dir path is too long");
+	argbuf_push(&a, "--vsock");
+	argbuf_push(&a, "%s", uds);
+	if (a.overflow)
+		return err_set(err, -E2BIG, "too many arguments for %s", o->argv[0]);
+	int e = spawn(p, a.argv, fds, 0, 127, err);
+	if (e)
+		return e;
+	close(p->stream_fd); /* the program's stdio is not the stream here */
+	p->stream_fd = -1;
+	char why[300];
+	int fd = vsock_uds_connect(uds, o->stream_vsock_port, VSOCK_CONNECT_MS, child_alive, p, why,
+	                           sizeof(why));
+	if (fd < 0) {
+		kill(p->pid, SIGKILL);
+		reap(p, -1, 0);
+		return err_set(err, fd, "%s; see %s", why, p->rd.log);
+	}
+	p->stream_fd = fd;
+	return 0;
 }
 
 static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
@@ -162,6 +193,7 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 	    .argv = o->argv,
 	    .files = o->files,
 	    .nfiles = o->nfiles,
+	    .vsock_port = o->stream_vsock_port,
 	};
 	struct argbuf a;
 	e = phost_cmd_build(&c, &a, err);

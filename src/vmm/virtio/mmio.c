@@ -5,38 +5,38 @@
 #include <string.h>
 #include <unistd.h>
 
-#define REG_MAGIC	      0x000
-#define REG_VERSION	      0x004
-#define REG_DEVICE_ID	      0x008
-#define REG_VENDOR_ID	      0x00c
+#define REG_MAGIC             0x000
+#define REG_VERSION           0x004
+#define REG_DEVICE_ID         0x008
+#define REG_VENDOR_ID         0x00c
 #define REG_DEVICE_FEATURES   0x010
 #define REG_DEVICE_FEAT_SEL   0x014
 #define REG_DRIVER_FEATURES   0x020
 #define REG_DRIVER_FEAT_SEL   0x024
-#define REG_QUEUE_SEL	      0x030
+#define REG_QUEUE_SEL         0x030
 #define REG_QUEUE_NUM_MAX     0x034
-#define REG_QUEUE_NUM	      0x038
-#define REG_QUEUE_READY	      0x044
+#define REG_QUEUE_NUM         0x038
+#define REG_QUEUE_READY       0x044
 #define REG_QUEUE_NOTIFY      0x050
 #define REG_INTERRUPT_STATUS  0x060
 #define REG_INTERRUPT_ACK     0x064
-#define REG_STATUS	      0x070
+#define REG_STATUS            0x070
 #define REG_QUEUE_DESC_LOW    0x080
 #define REG_QUEUE_DESC_HIGH   0x084
 #define REG_QUEUE_DRIVER_LOW  0x090
 #define REG_QUEUE_DRIVER_HIGH 0x094
 #define REG_QUEUE_DEVICE_LOW  0x0a0
 #define REG_QUEUE_DEVICE_HIGH 0x0a4
-#define REG_CONFIG_GEN	      0x0fc
-#define REG_CONFIG	      0x100
+#define REG_CONFIG_GEN        0x0fc
+#define REG_CONFIG            0x100
 
-#define MAGIC	  0x74726976 /* "virt" */
-#define VENDOR_ID 0x4253534d /* "MSSB" */
-#define ISR_USED  1
+#define MAGIC      0x74726976 /* "virt" */
+#define VENDOR_ID  0x4253534d /* "MSSB" */
+#define ISR_USED   1
 #define ISR_CONFIG 2
 
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops, void *priv,
-		     const struct gm *gm, uint64_t base, uint32_t irq)
+                     const struct gm *gm, uint64_t base, uint32_t irq)
 {
 	memset(d, 0, sizeof(*d));
 	d->ops = ops;
@@ -53,7 +53,7 @@ void virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops, void *p
 int virtio_mmio_cmdline(const struct virtio_dev *d, char *buf, size_t len)
 {
 	int n = snprintf(buf, len, "virtio_mmio.device=4K@%#llx:%u", (unsigned long long)d->base,
-			 d->irq);
+	                 d->irq);
 	return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
 }
 
@@ -79,7 +79,7 @@ void virtio_fail(struct virtio_dev *d, const char *why)
 	if (d->status & VIRTIO_STATUS_NEEDS_RESET)
 		return;
 	fprintf(stderr, "msb-vmm: virtio-%s: %s; the device stops until the guest resets it\n",
-		d->ops->name, why);
+	        d->ops->name, why);
 	d->status |= VIRTIO_STATUS_NEEDS_RESET;
 	d->active = 0;
 	d->config_generation++;
@@ -120,19 +120,18 @@ static void set_status(struct virtio_dev *d, uint32_t v)
 	}
 	uint32_t added = v & ~old;
 	if ((added & VIRTIO_STATUS_DRIVER) && !(v & VIRTIO_STATUS_ACK)) {
-			virtio_fail(d, "DRIVER before ACKNOWLEDGE");
-			return;
-		}
+		virtio_fail(d, "DRIVER before ACKNOWLEDGE");
+		return;
+	}
 	if (added & VIRTIO_STATUS_FEATURES_OK) {
-		if (!(v & VIRTIO_STATUS_DRIVER) ||
-		    (d->driver_features & ~d->ops->features) ||
+		if (!(v & VIRTIO_STATUS_DRIVER) || (d->driver_features & ~d->ops->features) ||
 		    !(d->driver_features & VIRTIO_F_VERSION_1))
 			added &= ~VIRTIO_STATUS_FEATURES_OK; /* refused: the driver sees it unset */
 	}
 	if ((added & VIRTIO_STATUS_DRIVER_OK) && !(v & VIRTIO_STATUS_FEATURES_OK)) {
-			virtio_fail(d, "DRIVER_OK before FEATURES_OK");
-			return;
-		}
+		virtio_fail(d, "DRIVER_OK before FEATURES_OK");
+		return;
+	}
 	d->status = old | added;
 	if ((added & VIRTIO_STATUS_DRIVER_OK) && !(d->status & VIRTIO_STATUS_NEEDS_RESET)) {
 		int e = d->ops->activate ? d->ops->activate(d) : 0;
@@ -163,8 +162,8 @@ static void reg_write(struct virtio_dev *d, uint64_t off, uint32_t v)
 		d->dev_features_sel = v;
 		return;
 	case REG_DRIVER_FEATURES:
-		if (!(d->status & VIRTIO_STATUS_DRIVER) || (d->status & VIRTIO_STATUS_FEATURES_OK) ||
-		    d->drv_features_sel > 1)
+		if (!(d->status & VIRTIO_STATUS_DRIVER) ||
+		    (d->status & VIRTIO_STATUS_FEATURES_OK) || d->drv_features_sel > 1)
 			return;
 		set_addr(&d->driver_features, v, d->drv_features_sel == 1);
 		return;
@@ -232,8 +231,9 @@ static uint32_t reg_read(struct virtio_dev *d, uint64_t off)
 	case REG_VENDOR_ID:
 		return VENDOR_ID;
 	case REG_DEVICE_FEATURES:
-		return d->dev_features_sel > 1 ? 0
-					       : (uint32_t)(d->ops->features >> (32 * d->dev_features_sel));
+		return d->dev_features_sel > 1
+		           ? 0
+		           : (uint32_t)(d->ops->features >> (32 * d->dev_features_sel));
 	case REG_QUEUE_NUM_MAX:
 		return q ? q->max_size : 0;
 	case REG_QUEUE_READY:
@@ -250,13 +250,13 @@ static uint32_t reg_read(struct virtio_dev *d, uint64_t off)
 }
 
 void virtio_mmio_access(struct virtio_dev *d, uint64_t off, uint8_t *data, uint32_t len,
-			int is_write)
+                        int is_write)
 {
 	pthread_mutex_lock(&d->lock);
 	if (off >= REG_CONFIG) {
 		uint64_t c = off - REG_CONFIG;
-		int ok = len >= 1 && len <= 8 && c < d->ops->config_len &&
-			 len <= d->ops->config_len - c;
+		int ok =
+		    len >= 1 && len <= 8 && c < d->ops->config_len && len <= d->ops->config_len - c;
 		if (!is_write)
 			memset(data, 0, len);
 		if (ok && !is_write && d->ops->config_read)

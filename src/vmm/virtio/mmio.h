@@ -23,12 +23,12 @@
 #define VIRTIO_MAX_QUEUES  4
 #define VIRTIO_F_VERSION_1 (1ULL << 32)
 
-#define VIRTIO_STATUS_ACK	  1
-#define VIRTIO_STATUS_DRIVER	  2
-#define VIRTIO_STATUS_DRIVER_OK	  4
+#define VIRTIO_STATUS_ACK         1
+#define VIRTIO_STATUS_DRIVER      2
+#define VIRTIO_STATUS_DRIVER_OK   4
 #define VIRTIO_STATUS_FEATURES_OK 8
 #define VIRTIO_STATUS_NEEDS_RESET 64
-#define VIRTIO_STATUS_FAILED	  128
+#define VIRTIO_STATUS_FAILED      128
 
 struct virtio_dev;
 
@@ -72,12 +72,12 @@ struct virtio_dev {
 
 /* Sets @d up for @ops at @base/@irq; the caller wires irqfd and ioeventfds. */
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops, void *priv,
-		     const struct gm *gm, uint64_t base, uint32_t irq);
+                     const struct gm *gm, uint64_t base, uint32_t irq);
 
 /* A guest access to [base + off, +len) (off < VIRTIO_MMIO_SIZE). Reads
  * fill @data. Takes the device lock. */
 void virtio_mmio_access(struct virtio_dev *d, uint64_t off, uint8_t *data, uint32_t len,
-			int is_write);
+                        int is_write);
 
 /* Queue @q was kicked (from its ioeventfd). Takes the device lock. */
 void virtio_queue_kick(struct virtio_dev *d, int q);
