@@ -30,7 +30,7 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 VMM_SRCS := $(wildcard src/vmm/*.c src/vmm/virtio/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
-	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c
+	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/evloop.c
 
 all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
 	$(B)/share/msb/kvm-smoke-guest.bin phost kernel
