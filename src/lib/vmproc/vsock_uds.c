@@ -60,8 +60,8 @@ static int try_once(const char *path, uint32_t port, long deadline, int *out)
 	return 0;
 }
 
-int vsock_uds_connect(const char *path, uint32_t port, long timeout_ms,
-		      int (*keep_going)(void *), void *arg, char *why, size_t wl)
+int vsock_uds_connect(const char *path, uint32_t port, long timeout_ms, int (*keep_going)(void *),
+                      void *arg, char *why, size_t wl)
 {
 	long deadline = mono_ms() + timeout_ms;
 	for (;;) {
@@ -75,7 +75,7 @@ int vsock_uds_connect(const char *path, uint32_t port, long timeout_ms,
 		}
 		if (mono_ms() >= deadline || (keep_going && !keep_going(arg))) {
 			snprintf(why, wl, "nothing in the guest accepted vsock port %u through %s",
-				 port, path);
+			         port, path);
 			return -ETIMEDOUT;
 		}
 		struct timespec ts = {.tv_sec = 0, .tv_nsec = RETRY_MS * 1000000L};

@@ -17,7 +17,7 @@
  * connected, blocking fd, or a negative errno (-ETIMEDOUT) with @why set.
  * @keep_going, if not NULL, is polled between tries: return 0 to give up.
  */
-int vsock_uds_connect(const char *path, uint32_t port, long timeout_ms,
-		      int (*keep_going)(void *), void *arg, char *why, size_t why_len);
+int vsock_uds_connect(const char *path, uint32_t port, long timeout_ms, int (*keep_going)(void *),
+                      void *arg, char *why, size_t why_len);
 
 #endif

@@ -10,23 +10,23 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define HOST_CID	 2
-#define TYPE_STREAM	 1
-#define OP_REQUEST	 1
-#define OP_RESPONSE	 2
-#define OP_RST		 3
-#define OP_SHUTDOWN	 4
-#define OP_RW		 5
+#define HOST_CID         2
+#define TYPE_STREAM      1
+#define OP_REQUEST       1
+#define OP_RESPONSE      2
+#define OP_RST           3
+#define OP_SHUTDOWN      4
+#define OP_RW            5
 #define OP_CREDIT_UPDATE 6
-#define OP_CREDIT_REQ	 7
-#define SHUT_BOTH	 3
+#define OP_CREDIT_REQ    7
+#define SHUT_BOTH        3
 
-#define HDR_SIZE	 44
-#define CONN_BUF	 (256u << 10) /* what we advertise: our buffer per connection */
-#define MAX_PKT		 (64u << 10)
-#define MAX_CONNS	 256
-#define LINE_MAX_LEN	 32
-#define FIRST_HOST_PORT	 1u << 30 /* local ports of host-initiated connections */
+#define HDR_SIZE        44
+#define CONN_BUF        (256u << 10) /* what we advertise: our buffer per connection */
+#define MAX_PKT         (64u << 10)
+#define MAX_CONNS       256
+#define LINE_MAX_LEN    32
+#define FIRST_HOST_PORT 1u << 30 /* local ports of host-initiated connections */
 
 #define Q_RX 0
 #define Q_TX 1
@@ -34,7 +34,7 @@
 /* Control packets owed to the guest, sent as rx buffers allow. */
 #define P_REQUEST  1u
 #define P_RESPONSE 2u
-#define P_RST	   4u
+#define P_RST      4u
 #define P_SHUTDOWN 8u
 #define P_CREDIT   16u
 
@@ -55,8 +55,8 @@ struct conn {
 	char line[LINE_MAX_LEN];
 	size_t line_len;
 	uint32_t peer_buf_alloc, peer_fwd_cnt, tx_cnt; /* the guest's credit */
-	uint32_t fwd_cnt, fwd_announced;	       /* our side */
-	uint8_t *buf;				       /* from the guest, not yet written */
+	uint32_t fwd_cnt, fwd_announced;               /* our side */
+	uint8_t *buf;                                  /* from the guest, not yet written */
 	size_t buf_len;
 	unsigned pending;
 	int host_eof, guest_shut_send;
@@ -222,10 +222,10 @@ static void send_control(struct vsock *vs)
 			}
 			unsigned p = c->pending & -c->pending; /* lowest bit first */
 			uint16_t op = p == P_REQUEST    ? OP_REQUEST
-				      : p == P_RESPONSE ? OP_RESPONSE
-				      : p == P_RST	? OP_RST
-				      : p == P_SHUTDOWN ? OP_SHUTDOWN
-							: OP_CREDIT_UPDATE;
+			              : p == P_RESPONSE ? OP_RESPONSE
+			              : p == P_RST      ? OP_RST
+			              : p == P_SHUTDOWN ? OP_SHUTDOWN
+			                                : OP_CREDIT_UPDATE;
 			struct hdr h;
 			fill_hdr(c, &h, op, 0);
 			vq_chain_write(vs->dev.gm, &ch, 0, &h, HDR_SIZE);
@@ -318,10 +318,11 @@ static void read_line(struct conn *c)
 			continue;
 		}
 		c->line[c->line_len] = 0;
+		if (strncmp(c->line, "CONNECT ", 8))
+			break;
 		char *end;
 		unsigned long port = strtoul(c->line + 8, &end, 10);
-		if (strncmp(c->line, "CONNECT ", 8) || end == c->line + 8 || *end ||
-		    port > UINT32_MAX)
+		if (end == c->line + 8 || *end || port > UINT32_MAX)
 			break;
 		c->peer_port = (uint32_t)port;
 		c->local_port = c->vs->next_port++;
@@ -525,15 +526,15 @@ static void vsock_reset(struct virtio_dev *d)
 }
 
 static const struct virtio_ops vsock_ops = {
-	.name = "vsock",
-	.device_id = 19,
-	.features = VIRTIO_F_VERSION_1,
-	.nqueues = 3,
-	.queue_max = 256,
-	.config_len = 8,
-	.config_read = vsock_config_read,
-	.notify = vsock_notify,
-	.reset = vsock_reset,
+    .name = "vsock",
+    .device_id = 19,
+    .features = VIRTIO_F_VERSION_1,
+    .nqueues = 3,
+    .queue_max = 256,
+    .config_len = 8,
+    .config_read = vsock_config_read,
+    .notify = vsock_notify,
+    .reset = vsock_reset,
 };
 
 struct virtio_dev *vsock_dev(struct vsock *vs)
@@ -542,7 +543,7 @@ struct virtio_dev *vsock_dev(struct vsock *vs)
 }
 
 struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char *path,
-			   uint64_t base, uint32_t irq, char *why, size_t wl)
+                           uint64_t base, uint32_t irq, char *why, size_t wl)
 {
 	struct vsock *vs = calloc(1, sizeof(*vs));
 	if (!vs) {
@@ -557,7 +558,7 @@ struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char 
 	if (snprintf(vs->path, sizeof(vs->path), "%s", path) >= (int)sizeof(vs->path) ||
 	    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path) >= (int)sizeof(a.sun_path)) {
 		snprintf(why, wl, "the vsock socket path is longer than %zu bytes",
-			 sizeof(a.sun_path) - 1);
+		         sizeof(a.sun_path) - 1);
 		free(vs);
 		return NULL;
 	}

@@ -25,7 +25,7 @@ struct vsock;
 /* Creates the device and listens on @uds_path (replacing a stale socket).
  * Returns NULL with @why set on failure. The device is @vs->dev. */
 struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char *uds_path,
-			   uint64_t mmio_base, uint32_t irq, char *why, size_t why_len);
+                           uint64_t mmio_base, uint32_t irq, char *why, size_t why_len);
 struct virtio_dev *vsock_dev(struct vsock *vs);
 /* Closes every connection and the listener, unlinks the socket. */
 void vsock_destroy(struct vsock *vs);
