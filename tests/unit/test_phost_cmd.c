@@ -149,10 +149,8 @@ static void test_argbuf_overflow(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_builds_command),
-	    cmocka_unit_test(test_vsock_relay),
-	    cmocka_unit_test(test_rejects_unsafe),
-	    cmocka_unit_test(test_cmdline_limit),
+	    cmocka_unit_test(test_builds_command),  cmocka_unit_test(test_vsock_relay),
+	    cmocka_unit_test(test_rejects_unsafe),  cmocka_unit_test(test_cmdline_limit),
 	    cmocka_unit_test(test_argbuf_overflow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
