@@ -20,13 +20,13 @@
 #include "vmm/evloop.h"
 #include "vmm/virtio/vsock.h"
 
-#define RAM	 (16ULL << 20)
-#define RING(q)	 (0x10000ULL + (uint64_t)(q) * 0x10000ULL)
-#define DESC(q)	 RING(q)
-#define AVAIL(q) (RING(q) + 0x4000)
-#define USED(q)	 (RING(q) + 0x8000)
-#define BUF(q, i) (0x200000ULL + (uint64_t)(q) * 0x100000ULL + (uint64_t)(i) * 0x1000)
-#define QSIZE	 16
+#define RAM       (16ULL << 20)
+#define RING(q)   (0x10000ULL + (uint64_t)(q)*0x10000ULL)
+#define DESC(q)   RING(q)
+#define AVAIL(q)  (RING(q) + 0x4000)
+#define USED(q)   (RING(q) + 0x8000)
+#define BUF(q, i) (0x200000ULL + (uint64_t)(q)*0x100000ULL + (uint64_t)(i)*0x1000)
+#define QSIZE     16
 
 struct hdr {
 	uint64_t src_cid, dst_cid;
@@ -97,7 +97,7 @@ static void teardown(struct rig *r)
 
 /* The guest sends one packet: header (maybe cut short) and payload. */
 static void guest_send(struct rig *r, uint16_t slot, const struct hdr *h, uint32_t hdr_len,
-		       const void *data, uint32_t len)
+                       const void *data, uint32_t len)
 {
 	uint8_t *p = gm_ptr(&r->gm, BUF(1, slot), 4096);
 	memcpy(p, h, hdr_len);
@@ -128,13 +128,13 @@ static struct hdr answer(struct rig *r, uint16_t n)
 static struct hdr from_guest(uint16_t op, uint32_t port, uint32_t len)
 {
 	struct hdr h = {.src_cid = VSOCK_GUEST_CID,
-			.dst_cid = 2,
-			.src_port = 5000,
-			.dst_port = port,
-			.len = len,
-			.type = 1,
-			.op = op,
-			.buf_alloc = 65536};
+	                .dst_cid = 2,
+	                .src_port = 5000,
+	                .dst_port = port,
+	                .len = len,
+	                .type = 1,
+	                .op = op,
+	                .buf_alloc = 65536};
 	return h;
 }
 
@@ -163,7 +163,8 @@ static void test_guest_connect_and_data(void **state)
 	unlink(lpath);
 	int l = socket(AF_UNIX, SOCK_STREAM, 0);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	assert_true(snprintf(a.sun_path, sizeof(a.sun_path), "%s", lpath) < (int)sizeof(a.sun_path));
+	assert_true(snprintf(a.sun_path, sizeof(a.sun_path), "%s", lpath) <
+	            (int)sizeof(a.sun_path));
 	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(l, 1), 0);
 
@@ -220,9 +221,9 @@ static void test_hostile_headers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_connect_to_nothing_is_reset),
-		cmocka_unit_test(test_guest_connect_and_data),
-		cmocka_unit_test(test_hostile_headers),
+	    cmocka_unit_test(test_connect_to_nothing_is_reset),
+	    cmocka_unit_test(test_guest_connect_and_data),
+	    cmocka_unit_test(test_hostile_headers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

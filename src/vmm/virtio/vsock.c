@@ -59,7 +59,7 @@ struct conn {
 	uint8_t *buf;                                  /* from the guest, not yet written */
 	size_t buf_len;
 	unsigned pending;
-	int host_eof, guest_shut_send;
+	int host_eof, guest_shut_send, guest_shut_both;
 	uint32_t events;
 };
 
@@ -297,7 +297,9 @@ static void flush_to_host(struct conn *c)
 	}
 	if (c->fwd_cnt - c->fwd_announced >= CONN_BUF / 4)
 		c->pending |= P_CREDIT;
-	if (!c->buf_len && c->guest_shut_send && c->src.fd >= 0)
+	if (!c->buf_len && c->guest_shut_both)
+		conn_reset(c); /* everything the guest sent is delivered: done */
+	else if (!c->buf_len && c->guest_shut_send && c->src.fd >= 0)
 		shutdown(c->src.fd, SHUT_WR);
 }
 
@@ -427,12 +429,10 @@ static void guest_packet(struct vsock *vs, const struct hdr *h, const struct vq_
 		c->state = C_CLOSED;
 		return;
 	case OP_SHUTDOWN:
-		if (h->flags & 2) { /* the guest will send no more */
-			c->guest_shut_send = 1;
-			flush_to_host(c);
-		}
-		if ((h->flags & SHUT_BOTH) == SHUT_BOTH && !c->buf_len)
-			conn_reset(c);
+		/* once buffered data is written out, flush_to_host() closes */
+		c->guest_shut_send |= (h->flags & 2) != 0;
+		c->guest_shut_both |= (h->flags & SHUT_BOTH) == SHUT_BOTH;
+		flush_to_host(c);
 		return;
 	case OP_RW:
 		if (c->state != C_CONNECTED || h->len > CONN_BUF - c->buf_len) {
