@@ -11,18 +11,20 @@ PYTHON   := /usr/bin/python3
 WARN     := -Wall -Wextra -Werror
 CSTD     := -std=c11 -D_GNU_SOURCE
 CFLAGS   ?= -O2 -g
-INC      := -Isrc/lib/include -Isrc/lib/util
+INC      := -Isrc/lib/include -Isrc/lib/util -Isrc/proto
 ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(INC)
 # musl's headers lack the kernel's; borrow only linux/ and asm/ from the system.
 MUSL_INC := $(B)/musl-inc
 MUSL_CFLAGS := $(CSTD) $(WARN) -O2 -static -isystem $(MUSL_INC)
 
-LIB_SRCS := $(wildcard src/lib/util/*.c src/lib/host/*.c src/lib/vmproc/*.c) \
-            src/kvmcheck/tinyvm.c
+PROTO_SRCS := $(wildcard src/proto/*.c)
+LIB_SRCS := $(wildcard src/lib/util/*.c src/lib/host/*.c src/lib/vmproc/*.c src/lib/vm/*.c) \
+            src/kvmcheck/tinyvm.c $(PROTO_SRCS)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/src/kvmcheck/tinyvm_guest.o
 CLI_SRCS := $(wildcard src/cli/*.c)
 CLI_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(CLI_SRCS))
 HDRS     := $(wildcard src/*/*.h src/lib/*/*.h)
+AGENT_SRCS := $(wildcard src/agent/*.c)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 
@@ -33,11 +35,12 @@ VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/seria
 	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/evloop.c
 
 all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
-	$(B)/share/msb/kvm-smoke-guest.bin phost kernel
+	$(B)/share/msb/kvm-smoke-guest.bin $(B)/share/msb/agent.cpio $(B)/lib/libmsb.so phost kernel
 
+# -fPIC: the same objects make libmsb.a and libmsb.so
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
 
 $(B)/obj/%.o: %.S
 	@mkdir -p $(dir $@)
@@ -46,6 +49,11 @@ $(B)/obj/%.o: %.S
 $(B)/lib/libmsb.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
+
+# The shared library is what the Python tests (ctypes) and SDKs load.
+$(B)/lib/libmsb.so: $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^
 
 $(B)/bin/msb: $(CLI_OBJS) $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
@@ -73,6 +81,17 @@ $(B)/libexec/msb/msb-phost-init: src/phost/init.c src/phost/status.h src/lib/vmp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ src/phost/init.c src/lib/vmproc/vsock_uds.c
 
+# The guest agent, PID 1 of every sandbox, and the initramfs that holds it.
+$(B)/libexec/msb/msb-agent: $(AGENT_SRCS) $(PROTO_SRCS) $(HDRS) $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -Isrc/proto -o $@ $(AGENT_SRCS) $(PROTO_SRCS)
+
+$(B)/share/msb/agent.cpio: $(B)/libexec/msb/msb-agent $(B)/tools/mkcpio
+	@mkdir -p $(dir $@)
+	printf '%s\n' 'dir dev 0755' 'nod dev/console 0600 c 5 1' 'dir proc 0555' 'dir sys 0555' \
+		'dir tmp 01777' 'dir run 0755' 'file init 0755 $<' > $(B)/obj/agent.manifest
+	$(B)/tools/mkcpio $(B)/obj/agent.manifest $@
+
 # The self-test guest as a file: msb doctor hands it to msb-kvm-smoke, through
 # the portable host's shared-file path where it runs there.
 $(B)/share/msb/kvm-smoke-guest.bin: $(B)/obj/src/kvmcheck/tinyvm_guest.o
@@ -95,8 +114,7 @@ kernel:
 # ---- tests ---------------------------------------------------------------
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-PROTO_SRCS := $(wildcard src/proto/*.c)
-TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS) $(PROTO_SRCS)
+TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS)
 $(B)/tests/test_%: tests/unit/test_%.c $(TEST_SRCS_lib) src/kvmcheck/tinyvm_guest.S $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Isrc -o $@ $< $(TEST_SRCS_lib) \
@@ -117,11 +135,27 @@ $(B)/tests/guest/initramfs.cpio: $(B)/tests/guest/test-init $(B)/tools/mkcpio
 		$(B)/tests/guest/test-init > $(B)/tests/guest/initramfs.manifest
 	$(B)/tools/mkcpio $(B)/tests/guest/initramfs.manifest $@
 
+# The agent tests' guest: msb's agent as /init, a static busybox for the
+# commands, and the hostile-guest program.
+$(B)/tests/guest/hostile: tests/guest/hostile.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $<
+
+BUSYBOX_CMDS := sh echo cat sleep head sha256sum true false kill nproc grep dd id pwd env \
+	tty stty wc yes ls date hostname mount uname seq tr
+$(B)/tests/guest/agent-test.cpio: $(B)/libexec/msb/msb-agent $(B)/tests/guest/hostile $(B)/tools/mkcpio
+	{ printf '%s\n' 'dir dev 0755' 'nod dev/console 0600 c 5 1' 'dir proc 0555' 'dir sys 0555' \
+		'dir tmp 01777' 'dir run 0755' 'dir bin 0755' 'dir root 0700' \
+		'file init 0755 $(B)/libexec/msb/msb-agent' 'file bin/busybox 0755 /bin/busybox' \
+		'file bin/hostile 0755 $(B)/tests/guest/hostile'; \
+	  for c in $(BUSYBOX_CMDS); do echo "symlink bin/$$c busybox"; done; } > $@.manifest
+	$(B)/tools/mkcpio $@.manifest $@
+
 $(B)/tests/vmrun: tests/tools/vmrun.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 
-integration: all $(B)/tests/guest/initramfs.cpio $(B)/tests/vmrun
+integration: all $(B)/tests/guest/initramfs.cpio $(B)/tests/guest/agent-test.cpio $(B)/tests/vmrun
 	$(PYTHON) -m pytest -v tests/integration
 
 test: unit integration

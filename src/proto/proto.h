@@ -29,6 +29,8 @@
 #define PROTO_VERSION     1
 #define PROTO_HDR_SIZE    16
 #define PROTO_MAX_PAYLOAD (1u << 20)
+/* The vsock port the agent listens on in the guest. */
+#define PROTO_AGENT_PORT 1024
 
 /* Message types (struct proto_hdr.type). */
 enum proto_type {

@@ -130,6 +130,155 @@ int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err);
  */
 void msb_vmproc_destroy(struct msb_vmproc *p, int keep_log);
 
+/* ---- Sandbox VMs: boot, run commands, stop -------------------------------
+ *
+ * A struct msb_vm is one microVM (msb-vmm, natively or inside the portable
+ * host) with msb-agent as its PID 1, reached over one connection. Execs run
+ * commands in it, several at once, each with its own stdin/stdout/stderr.
+ *
+ * Threads: a VM and its execs are used by one thread at a time (the caller
+ * locks if it shares them); different VMs are independent. Every blocking
+ * call takes a timeout in milliseconds (-1: none) and returns -ETIMEDOUT
+ * when it passes, or -EINTR when a signal handler of the caller's ran; both
+ * leave the VM usable. Everything the guest sends is checked: a guest that
+ * breaks the protocol ends its connection (-EPROTO), and from then on every
+ * call on that VM fails with the same error, naming the VM's log.
+ */
+
+struct msb_vm_opts {
+	size_t size;         /* sizeof(struct msb_vm_opts) */
+	const char *kernel;  /* the guest kernel (ELF vmlinux); NULL: msb's own */
+	const char *initrd;  /* the initramfs with msb-agent as /init; NULL: msb's own */
+	unsigned mem_mib;    /* guest memory; 0: 1024 */
+	unsigned cpus;       /* vCPUs, 1..8; 0: 1 */
+	int boot_timeout_ms; /* until the agent answers; 0: 180000 (a cold boot in
+	                        the portable host takes seconds) */
+	const char *name;    /* a run-dir name prefix ("vm" when NULL) */
+};
+
+struct msb_vm;
+
+/*
+ * Boots a VM and waits until its agent is ready: connected, protocol agreed,
+ * clock set from the host's and the guest's random pool seeded with host
+ * entropy. Returns 0 and *out (free with msb_vm_destroy()), or a negative
+ * errno with @err set: -EINVAL for bad options, -ENOENT for a missing kernel
+ * or initramfs, -ETIMEDOUT when the agent did not answer in time, or the
+ * error that ended the VM, with its log's path.
+ * The calling thread must outlive the VM (see msb_vmproc_start()).
+ */
+int msb_vm_start(const struct msb_vm_opts *opts, struct msb_vm **out, struct msb_err *err);
+
+/* The agent's name and version ("msb-agent 0.1.0"), owned by @vm. */
+const char *msb_vm_agent(const struct msb_vm *vm);
+
+/* The VM's log (the VMM's messages and the guest's console), owned by @vm. */
+const char *msb_vm_log(const struct msb_vm *vm);
+
+/* The pid of the process that holds the VM: msb-vmm, or QEMU in the
+ * portable host. */
+pid_t msb_vm_pid(const struct msb_vm *vm);
+
+/* Round trip to the agent: sends a PING and waits for its PONG. Returns 0 or
+ * a negative errno with @err set. */
+int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
+
+/*
+ * Asks the guest to sync and power off, and waits for the VM to end. Running
+ * execs are killed. Returns the VMM's exit status (0 when the guest powered
+ * off cleanly, 1 when it crashed, 2 for a VMM error) or a negative errno
+ * with @err set. The VM is unusable afterwards; free it with msb_vm_destroy().
+ */
+int msb_vm_stop(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
+
+/* Kills the VM if it still runs, frees @vm and every exec on it (their
+ * pointers become invalid). The log is kept (under $MSB_HOME/log/) when the
+ * VM failed, and removed otherwise. NULL is a no-op. */
+void msb_vm_destroy(struct msb_vm *vm);
+
+struct msb_exec_opts {
+	size_t size;             /* sizeof(struct msb_exec_opts) */
+	const char *const *argv; /* NULL-terminated, argv[0] non-empty; searched in
+	                            the env's PATH when it has no '/' */
+	const char *const *env;  /* NULL-terminated "K=V"; NULL: PATH and HOME defaults */
+	const char *cwd;         /* absolute; NULL: "/" */
+	uint32_t uid, gid;       /* in the guest; 0: root */
+	int tty;                 /* run on a pseudo-terminal: one output stream (stdout) */
+	unsigned rows, cols;     /* the terminal's size with tty; 0: unknown */
+	int with_stdin;          /* 1: the caller writes stdin (msb_exec_write);
+	                            0: stdin is empty */
+};
+
+enum msb_stream {
+	MSB_STDOUT = 1,
+	MSB_STDERR = 2,
+};
+
+/* How an exec ended. */
+struct msb_exit {
+	int signaled; /* 0: exited with `code`; 1: killed by signal `signo` */
+	int code;     /* 0..255 */
+	int signo;    /* 1..64 */
+	int core_dumped;
+};
+
+struct msb_exec;
+
+/*
+ * Starts a command in @vm and waits until it runs. Returns 0 and *out (free
+ * with msb_exec_free(); it also goes with msb_vm_destroy()), or a negative
+ * errno with @err set: -ENOENT when the program does not exist, -EACCES, etc.
+ * as the guest reported them ("cannot run nope: No such file or directory"),
+ * -EINVAL for bad options, or the VM's error.
+ */
+int msb_exec_start(struct msb_vm *vm, const struct msb_exec_opts *opts, struct msb_exec **out,
+                   struct msb_err *err);
+
+/* The command's pid in the guest. */
+uint32_t msb_exec_pid(const struct msb_exec *x);
+
+/*
+ * Writes all @len bytes of @buf to the command's stdin, waiting for flow
+ * control as needed. Returns 0 or a negative errno with @err set: -EPIPE
+ * when stdin was not requested or already closed, -ETIMEDOUT, or the VM's
+ * error. Bytes written after the command stopped reading are dropped.
+ */
+int msb_exec_write(struct msb_exec *x, const void *buf, size_t len, int timeout_ms,
+                   struct msb_err *err);
+
+/* Ends the command's stdin (it reads end of file). Returns 0 or a negative
+ * errno with @err set. */
+int msb_exec_close_stdin(struct msb_exec *x, struct msb_err *err);
+
+/*
+ * Reads the command's output: waits until either stream has bytes, then
+ * copies up to @len of them into @buf and sets *stream (MSB_STDOUT or
+ * MSB_STDERR). Returns the count (> 0), 0 once both streams ended and all
+ * was read, or a negative errno with @err set (-ETIMEDOUT, -EINTR, the VM's
+ * error). Output not read holds the command back (flow control) but never
+ * other commands.
+ */
+ssize_t msb_exec_read(struct msb_exec *x, int *stream, void *buf, size_t len, int timeout_ms,
+                      struct msb_err *err);
+
+/* Sends signal @signo (1..64, Linux numbering) to the command. Returns 0,
+ * -ESRCH when it already ended, or a negative errno with @err set. */
+int msb_exec_signal(struct msb_exec *x, int signo, struct msb_err *err);
+
+/* Tells a tty command its terminal's new size. Returns 0 or a negative
+ * errno with @err set (-ENOTTY without a tty). */
+int msb_exec_resize(struct msb_exec *x, unsigned rows, unsigned cols, struct msb_err *err);
+
+/*
+ * Waits for the command to end and fills @st. Output not read by then is
+ * discarded (read to end of stream first to keep it). Returns 0 or a negative
+ * errno with @err set.
+ */
+int msb_exec_wait(struct msb_exec *x, int timeout_ms, struct msb_exit *st, struct msb_err *err);
+
+/* Frees @x. A command still running is killed (SIGKILL). NULL is a no-op. */
+void msb_exec_free(struct msb_exec *x);
+
 /* ---- Paths ------------------------------------------------------------ */
 
 /* $MSB_HOME, default $XDG_DATA_HOME/msb (~/.local/share/msb). */

@@ -1,0 +1,243 @@
+/* Booting a sandbox VM and talking to its agent: msb_vm_* in msb.h. */
+#include "vm_int.h"
+#include "clock.h"
+#include "err.h"
+#include "fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_MEM_MIB      1024
+#define MAX_CPUS             8 /* the guest kernel's NR_CPUS */
+#define DEFAULT_BOOT_MS      180000
+#define PHOST_OVERHEAD_MIB   512 /* the portable host's own kernel and msb-vmm */
+#define SEED_BYTES           64
+
+const char *msb_vm_agent(const struct msb_vm *vm)
+{
+	return vm->agent_name;
+}
+
+const char *msb_vm_log(const struct msb_vm *vm)
+{
+	return msb_vmproc_log(vm->proc);
+}
+
+pid_t msb_vm_pid(const struct msb_vm *vm)
+{
+	return msb_vmproc_pid(vm->proc);
+}
+
+/* The clock and the random pool: a guest must never share either with
+ * another (a restored snapshot would otherwise replay both). */
+static int seed_guest(struct msb_vm *vm, struct msb_err *err)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct proto_set_time t = {.sec = now.tv_sec, .nsec = (uint32_t)now.tv_nsec};
+	uint8_t b[PROTO_SET_TIME_SIZE];
+	proto_set_time_encode(&t, b, sizeof(b));
+	int e = conn_send(vm, PROTO_SET_TIME, 0, b, sizeof(b), err);
+	if (e)
+		return e;
+	uint8_t seed[SEED_BYTES];
+	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
+		return err_set(err, -EIO, "getrandom: %s", strerror(errno));
+	return conn_send(vm, PROTO_ADD_ENTROPY, 0, seed, sizeof(seed), err);
+}
+
+static int say_hello(struct msb_vm *vm, struct msb_err *err)
+{
+	struct proto_hello hi = {.version_min = PROTO_VERSION, .version_max = PROTO_VERSION};
+	snprintf(hi.name, sizeof(hi.name), "libmsb %s", MSB_VERSION);
+	uint8_t b[PROTO_HELLO_FIXED + PROTO_MAX_NAME];
+	int n = proto_hello_encode(&hi, b, sizeof(b));
+	if (n < 0)
+		return err_set(err, n, "cannot encode HELLO");
+	return conn_send(vm, PROTO_HELLO, 0, b, (uint32_t)n, err);
+}
+
+/* Where msb-vmm, the kernel and the initramfs are, as the chosen host sees
+ * them. */
+struct vm_paths {
+	char vmm[4096], kernel[4096], initrd[4096];
+	char kernel_in[4096], initrd_in[4096]; /* inside the host that runs msb-vmm */
+};
+
+static int find_paths(const struct msb_vm_opts *o, enum msb_host_mode mode, struct vm_paths *p,
+                      struct msb_vm_file files[2], struct msb_err *err)
+{
+	char share[4096];
+	int e = msb_share_dir(share, sizeof(share));
+	if (e)
+		return err_set(err, e, "cannot find msb's share directory");
+	if (fs_path(p->kernel, sizeof(p->kernel), "%s", o->kernel ? o->kernel : "") ||
+	    fs_path(p->initrd, sizeof(p->initrd), "%s", o->initrd ? o->initrd : ""))
+		return err_set(err, -ENAMETOOLONG, "the kernel or initramfs path is too long");
+	if (!o->kernel && fs_path(p->kernel, sizeof(p->kernel), "%s/vmlinux", share))
+		return err_set(err, -ENAMETOOLONG, "the share directory path is too long");
+	if (!o->initrd && fs_path(p->initrd, sizeof(p->initrd), "%s/agent.cpio", share))
+		return err_set(err, -ENAMETOOLONG, "the share directory path is too long");
+	const char *need[] = {p->kernel, p->initrd};
+	for (int i = 0; i < 2; i++)
+		if (access(need[i], R_OK) < 0)
+			return err_set(err, -errno, "cannot read %s: %s%s", need[i], strerror(errno),
+			               errno == ENOENT && !(i ? o->initrd : o->kernel)
+			                   ? " (build it with ./setup or make)"
+			                   : "");
+	files[0] = (struct msb_vm_file){.name = "kernel", .path = p->kernel};
+	files[1] = (struct msb_vm_file){.name = "initrd", .path = p->initrd};
+	msb_vm_file_path(mode, &files[0], p->kernel_in, sizeof(p->kernel_in));
+	msb_vm_file_path(mode, &files[1], p->initrd_in, sizeof(p->initrd_in));
+	if (mode == MSB_HOST_PORTABLE)
+		return fs_path(p->vmm, sizeof(p->vmm), "/bin/msb-vmm");
+	char libexec[4000];
+	if ((e = msb_libexec_dir(libexec, sizeof(libexec))) ||
+	    fs_path(p->vmm, sizeof(p->vmm), "%s/msb-vmm", libexec))
+		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's helper programs");
+	if (access(p->vmm, X_OK) < 0)
+		return err_set(err, -errno, "cannot run %s: %s", p->vmm, strerror(errno));
+	return 0;
+}
+
+int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_err *err)
+{
+	*out = NULL;
+	if (!o || o->size < sizeof(*o))
+		return err_set(err, -EINVAL, "msb_vm_start: opts->size must be sizeof(struct "
+		                             "msb_vm_opts)");
+	unsigned mem = o->mem_mib ? o->mem_mib : DEFAULT_MEM_MIB, cpus = o->cpus ? o->cpus : 1;
+	if (cpus > MAX_CPUS)
+		return err_set(err, -EINVAL, "%u vCPUs asked for; a sandbox has at most %d", cpus,
+		               MAX_CPUS);
+	if (mem < 64 || mem > (1u << 20))
+		return err_set(err, -EINVAL, "%u MiB of memory asked for; a sandbox has 64 MiB to 1 TiB",
+		               mem);
+	struct msb_host_choice hc;
+	int e = msb_host_select(&hc, err);
+	if (e)
+		return e;
+	struct vm_paths *p = calloc(1, sizeof(*p));
+	struct msb_vm *vm = calloc(1, sizeof(*vm));
+	struct msb_vm_file files[2];
+	if (!p || !vm) {
+		e = err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	vm->fd = -1;
+	vm->next_id = 1;
+	if ((e = find_paths(o, hc.mode, p, files, err)) < 0)
+		goto fail;
+	char memstr[16], cpustr[16];
+	snprintf(memstr, sizeof(memstr), "%u", mem);
+	snprintf(cpustr, sizeof(cpustr), "%u", cpus);
+	const char *argv[] = {p->vmm,   "--kernel", p->kernel_in, "--initrd", p->initrd_in,
+	                      "--cpus", cpustr,     "--memory",   memstr,     "--serial-log",
+	                      "-",      NULL};
+	struct msb_vmproc_opts po = {
+	    .size = sizeof(po),
+	    .mode = hc.mode,
+	    .name = o->name ? o->name : "vm",
+	    .argv = argv,
+	    .files = files,
+	    .nfiles = 2,
+	    /* untouched guest memory costs nothing at either level */
+	    .mem_mib = mem + PHOST_OVERHEAD_MIB,
+	    .stream_vsock_port = PROTO_AGENT_PORT,
+	};
+	if ((e = proto_reader_init(&vm->rd)) < 0) {
+		err_set(err, e, "out of memory");
+		goto fail;
+	}
+	if ((e = msb_vmproc_start(&po, &vm->proc, err)) < 0)
+		goto fail;
+	vm->fd = msb_vmproc_stream(vm->proc);
+	int fl = fcntl(vm->fd, F_GETFL);
+	if (fl < 0 || fcntl(vm->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		e = err_set(err, -errno, "fcntl: %s", strerror(errno));
+		goto fail;
+	}
+	long deadline = deadline_in(o->boot_timeout_ms > 0 ? o->boot_timeout_ms : DEFAULT_BOOT_MS);
+	if ((e = say_hello(vm, err)) < 0)
+		goto fail;
+	while (!vm->hello)
+		if ((e = conn_pump(vm, deadline, err)) < 0) {
+			if (e == -ETIMEDOUT)
+				err_set(err, e, "the sandbox's agent did not answer in time; the VM's "
+				                "log: %s",
+				        msb_vmproc_log(vm->proc));
+			goto fail;
+		}
+	if ((e = seed_guest(vm, err)) < 0)
+		goto fail;
+	free(p);
+	*out = vm;
+	return 0;
+fail:
+	if (vm)
+		vm->failed = 1; /* keeps the log */
+	msb_vm_destroy(vm);
+	free(p);
+	return e;
+}
+
+int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
+{
+	/* PONGs carry no id; the agent answers in order, so the next PONG after
+	 * those already counted is ours */
+	static const uint8_t token[8] = {'m', 's', 'b', 'p', 'i', 'n', 'g', '1'};
+	int e = conn_send(vm, PROTO_PING, 0, token, sizeof(token), err);
+	if (e)
+		return e;
+	long deadline = deadline_in(timeout_ms);
+	unsigned pongs = vm->pongs;
+	while (vm->pongs == pongs)
+		if ((e = conn_pump(vm, deadline, err)) < 0)
+			return e == -ETIMEDOUT ? err_set(err, e, "no answer from the sandbox's agent")
+			                       : e;
+	return 0;
+}
+
+int msb_vm_stop(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
+{
+	long deadline = deadline_in(timeout_ms);
+	int e = 0;
+	if (!vm->dead) {
+		vm->stopping = 1;
+		if ((e = conn_send(vm, PROTO_SHUTDOWN, 0, NULL, 0, err)) == 0)
+			while ((e = conn_pump(vm, deadline, err)) == 0)
+				;
+	}
+	if (e == -ETIMEDOUT || e == -EINTR)
+		return e == -ETIMEDOUT ? err_set(err, e, "the sandbox did not shut down in time") : e;
+	struct msb_err we = {0};
+	int left = deadline < 0 ? 10000 : (int)(deadline - mono_ms());
+	int st = msb_vmproc_wait(vm->proc, left > 0 ? left : 0, &we);
+	if (st < 0) {
+		if (err)
+			*err = we;
+		return st;
+	}
+	if (st != 0) /* keep the log of a crash */
+		vm->failed = 1;
+	return st;
+}
+
+void msb_vm_destroy(struct msb_vm *vm)
+{
+	if (!vm)
+		return;
+	while (vm->execs)
+		exec_destroy(vm->execs);
+	if (vm->proc)
+		msb_vmproc_destroy(vm->proc, vm->failed);
+	proto_reader_free(&vm->rd);
+	wbuf_free(&vm->wb);
+	free(vm);
+}
