@@ -142,7 +142,7 @@ $(B)/tests/guest/hostile: tests/guest/hostile.c $(MUSL_INC)/.stamp
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $<
 
 BUSYBOX_CMDS := sh echo cat sleep head sha256sum true false kill nproc grep dd id pwd env \
-	tty stty wc yes ls date hostname mount uname seq tr
+	tty stty wc yes ls date hostname mount uname seq tr reboot
 $(B)/tests/guest/agent-test.cpio: $(B)/libexec/msb/msb-agent $(B)/tests/guest/hostile $(B)/tools/mkcpio
 	{ printf '%s\n' 'dir dev 0755' 'nod dev/console 0600 c 5 1' 'dir proc 0555' 'dir sys 0555' \
 		'dir tmp 01777' 'dir run 0755' 'dir bin 0755' 'dir root 0700' \

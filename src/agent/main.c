@@ -53,7 +53,8 @@ static void mount_base(void)
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		if (mkdir(m[i].dir, m[i].mode) < 0 && errno != EEXIST)
 			die(m[i].dir);
-		if (mount(m[i].src, m[i].dir, m[i].type, m[i].flags, m[i].data) < 0 && errno != EBUSY)
+		if (mount(m[i].src, m[i].dir, m[i].type, m[i].flags, m[i].data) < 0 &&
+		    errno != EBUSY)
 			die(m[i].dir);
 	}
 	if (sethostname("msb", 3) < 0)
@@ -110,7 +111,8 @@ int main(int argc, char **argv)
 	int sigfd = setup_signals();
 	int l = listen_vsock();
 	for (;;) {
-		struct pollfd pf[2] = {{.fd = l, .events = POLLIN}, {.fd = sigfd, .events = POLLIN}};
+		struct pollfd pf[2] = {{.fd = l, .events = POLLIN},
+		                       {.fd = sigfd, .events = POLLIN}};
 		if (poll(pf, 2, -1) < 0 && errno != EINTR)
 			die("poll");
 		if (pf[1].revents)

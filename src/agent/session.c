@@ -18,9 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AGENT_NAME "msb-agent " "0.1.0"
+#define AGENT_NAME                                                                                 \
+	"msb-agent "                                                                               \
+	"0.1.0"
 #define MAX_EXECS  256
-#define READ_CHUNK (64u << 10) /* most bytes of one data frame we send */
+#define READ_CHUNK (64u << 10)  /* most bytes of one data frame we send */
 #define OUT_HIGH   (256u << 10) /* stop reading processes above this much queued */
 #define OUT_MAX    (4u << 20)   /* stop reading the host above this much queued */
 #define GRANT_STEP (64u << 10)  /* grant stdin credit in steps of this */
@@ -469,21 +471,29 @@ int session_run(int conn, int sigfd)
 	struct exec *who[2 + 3 * MAX_EXECS];
 	int ended = 0;
 	while (!ended && !(s.failed && wbuf_len(&s.wb) == 0)) {
+		/* here, not where a state changes: one exec may have several fds
+		 * in pf, and a frame from the host may end its stdin */
+		for (struct exec *x = s.execs, *next; x; x = next) {
+			next = x->next;
+			exec_finish_if_done(&s, x);
+		}
+		if (wbuf_len(&s.wb) && wbuf_flush(&s.wb, conn) < 0)
+			break;
 		if (s.shutdown && wbuf_len(&s.wb) == 0)
 			break;
 		int np = 0;
-		pf[np++] = (struct pollfd){.fd = conn,
-		                           .events = (short)((s.failed || wbuf_len(&s.wb) >= OUT_MAX
-		                                                  ? 0
-		                                                  : POLLIN) |
-		                                             (wbuf_len(&s.wb) ? POLLOUT : 0))};
+		pf[np++] = (struct pollfd){
+		    .fd = conn,
+		    .events = (short)((s.failed || wbuf_len(&s.wb) >= OUT_MAX ? 0 : POLLIN) |
+		                      (wbuf_len(&s.wb) ? POLLOUT : 0))};
 		pf[np++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
 		for (struct exec *x = s.execs; x && !s.failed; x = x->next) {
 			for (int st = PROTO_STREAM_STDOUT; st <= PROTO_STREAM_STDERR; st++)
 				if (x->fd[st] >= 0 && proto_credit_avail(&x->send[st]) > 0 &&
 				    wbuf_len(&s.wb) < OUT_HIGH) {
 					who[np] = x;
-					pf[np++] = (struct pollfd){.fd = x->fd[st], .events = POLLIN};
+					pf[np++] =
+					    (struct pollfd){.fd = x->fd[st], .events = POLLIN};
 				}
 			if (x->fd[PROTO_STREAM_STDIN] >= 0 && x->in_len > 0) {
 				who[np] = x;
@@ -511,11 +521,6 @@ int session_run(int conn, int sigfd)
 				for (int st = PROTO_STREAM_STDOUT; st <= PROTO_STREAM_STDERR; st++)
 					if (pf[i].fd == x->fd[st])
 						read_output(&s, x, st);
-		}
-		/* one exec may have several fds in pf: finish them only now */
-		for (struct exec *x = s.execs, *next; x; x = next) {
-			next = x->next;
-			exec_finish_if_done(&s, x);
 		}
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR))
 			if (!s.failed && read_conn(&s) < 0)

@@ -43,8 +43,7 @@ static void child_fail(int st, const char *what)
 }
 
 /* In the child: make the fds 0..2, credentials, cwd, then exec. */
-static void child_run(const struct proto_exec *m, int in, int out, int err, const char *pts,
-                      int st)
+static void child_run(const struct proto_exec *m, int in, int out, int err, const char *pts, int st)
 {
 	sigset_t all;
 	sigemptyset(&all);

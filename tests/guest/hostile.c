@@ -50,7 +50,7 @@ struct desc {
 };
 
 static volatile uint32_t *regs;
-static uint8_t *mem;  /* 4 pinned pages: desc table, avail, used, data */
+static uint8_t *mem; /* 4 pinned pages: desc table, avail, used, data */
 static uint64_t gpa[4];
 static FILE *con;
 

@@ -84,7 +84,8 @@ int conn_consumed(struct msb_exec *x, int st, size_t n, struct msb_err *err)
 	struct proto_credit_msg c = {.stream = (uint32_t)st, .bytes = (uint32_t)o->ungranted};
 	proto_credit_encode(&c, b, sizeof(b));
 	if (proto_credit_grant(&o->recv, o->ungranted) < 0)
-		return violation(x->vm, "credit overflow"); /* cannot happen: we grant what we got */
+		return violation(x->vm,
+		                 "credit overflow"); /* cannot happen: we grant what we got */
 	o->ungranted = 0;
 	return conn_send(x->vm, PROTO_CREDIT, x->id, b, sizeof(b), err);
 }
@@ -137,7 +138,8 @@ static int on_output(struct msb_exec *x, int st, const uint8_t *p, uint32_t len)
 			cap *= 2;
 		uint8_t *b = realloc(o->buf, cap);
 		if (!b)
-			return conn_fail(x->vm, -ENOMEM, NULL, "out of memory for a sandbox's output");
+			return conn_fail(x->vm, -ENOMEM, NULL,
+			                 "out of memory for a sandbox's output");
 		o->buf = b;
 		o->cap = cap;
 	}
@@ -197,10 +199,11 @@ static int on_frame(struct msb_vm *vm, const struct proto_hdr *h, const uint8_t 
 		if (h->type != PROTO_HELLO || proto_hello_decode(p, h->len, &hi) < 0)
 			return violation(vm, "the first frame was not a valid HELLO");
 		if (proto_hello_pick(&hi) < 0)
-			return conn_fail(vm, -EPROTONOSUPPORT, NULL,
-			                 "the sandbox's agent speaks protocol versions %u..%u, this msb "
-			                 "speaks %u",
-			                 hi.version_min, hi.version_max, PROTO_VERSION);
+			return conn_fail(
+			    vm, -EPROTONOSUPPORT, NULL,
+			    "the sandbox's agent speaks protocol versions %u..%u, this msb "
+			    "speaks %u",
+			    hi.version_min, hi.version_max, PROTO_VERSION);
 		vm->hello = 1;
 		memcpy(vm->agent_name, hi.name, sizeof(vm->agent_name));
 		return 0;
@@ -221,8 +224,8 @@ static int on_frame(struct msb_vm *vm, const struct proto_hdr *h, const uint8_t 
 		for (char *c = er.msg; *c; c++)
 			if ((unsigned char)*c < 0x20 || *c == 0x7f)
 				*c = '?';
-		return conn_fail(vm, -ECONNABORTED, NULL, "the sandbox's agent ended the connection: %s",
-		                 er.msg);
+		return conn_fail(vm, -ECONNABORTED, NULL,
+		                 "the sandbox's agent ended the connection: %s", er.msg);
 	}
 	}
 	return violation(vm, "a frame only the host sends");

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STDIN_CHUNK   (64u << 10)
-#define WB_HIGH       (1u << 20) /* wait for the stream to drain above this */
-#define DEFAULT_PATH  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define STDIN_CHUNK  (64u << 10)
+#define WB_HIGH      (1u << 20) /* wait for the stream to drain above this */
+#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static const char *const default_env[] = {DEFAULT_PATH, "HOME=/root", "TERM=xterm", NULL};
 
@@ -32,7 +32,8 @@ static int send_exec(struct msb_vm *vm, uint32_t id, const struct msb_exec_opts 
 	while (m.envc <= PROTO_MAX_ENV && env[m.envc])
 		m.envc++;
 	if (o->tty && (o->rows > 0xffff || o->cols > 0xffff || !o->rows != !o->cols))
-		return err_set(err, -EINVAL, "a terminal size needs both rows and cols, each < 65536");
+		return err_set(err, -EINVAL,
+		               "a terminal size needs both rows and cols, each < 65536");
 	uint8_t *b = malloc(PROTO_MAX_PAYLOAD);
 	if (!b)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -117,7 +118,8 @@ int msb_exec_write(struct msb_exec *x, const void *buf, size_t len, int timeout_
 		if (avail == 0 || wbuf_len(&vm->wb) > WB_HIGH) {
 			int e = conn_pump(vm, deadline, err);
 			if (e < 0)
-				return e == -ETIMEDOUT ? err_set(err, e, "timed out writing stdin") : e;
+				return e == -ETIMEDOUT ? err_set(err, e, "timed out writing stdin")
+				                       : e;
 			continue;
 		}
 		uint32_t n = (uint32_t)(len < STDIN_CHUNK ? len : STDIN_CHUNK);
@@ -217,7 +219,9 @@ int msb_exec_wait(struct msb_exec *x, int timeout_ms, struct msb_exit *st, struc
 			return conn_dead(x->vm, err);
 		int e = conn_pump(x->vm, deadline, err);
 		if (e < 0)
-			return e == -ETIMEDOUT ? err_set(err, e, "timed out waiting for the command") : e;
+			return e == -ETIMEDOUT
+			           ? err_set(err, e, "timed out waiting for the command")
+			           : e;
 	}
 	*st = (struct msb_exit){
 	    .signaled = x->exit.kind == PROTO_EXIT_SIGNALED,

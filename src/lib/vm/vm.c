@@ -13,11 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_MEM_MIB      1024
-#define MAX_CPUS             8 /* the guest kernel's NR_CPUS */
-#define DEFAULT_BOOT_MS      180000
-#define PHOST_OVERHEAD_MIB   512 /* the portable host's own kernel and msb-vmm */
-#define SEED_BYTES           64
+#define DEFAULT_MEM_MIB    1024
+#define MAX_CPUS           8 /* the guest kernel's NR_CPUS */
+#define DEFAULT_BOOT_MS    180000
+#define PHOST_OVERHEAD_MIB 512 /* the portable host's own kernel and msb-vmm */
+#define SEED_BYTES         64
 
 const char *msb_vm_agent(const struct msb_vm *vm)
 {
@@ -87,7 +87,8 @@ static int find_paths(const struct msb_vm_opts *o, enum msb_host_mode mode, stru
 	const char *need[] = {p->kernel, p->initrd};
 	for (int i = 0; i < 2; i++)
 		if (access(need[i], R_OK) < 0)
-			return err_set(err, -errno, "cannot read %s: %s%s", need[i], strerror(errno),
+			return err_set(err, -errno, "cannot read %s: %s%s", need[i],
+			               strerror(errno),
 			               errno == ENOENT && !(i ? o->initrd : o->kernel)
 			                   ? " (build it with ./setup or make)"
 			                   : "");
@@ -110,15 +111,16 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 {
 	*out = NULL;
 	if (!o || o->size < sizeof(*o))
-		return err_set(err, -EINVAL, "msb_vm_start: opts->size must be sizeof(struct "
-		                             "msb_vm_opts)");
+		return err_set(err, -EINVAL,
+		               "msb_vm_start: opts->size must be sizeof(struct "
+		               "msb_vm_opts)");
 	unsigned mem = o->mem_mib ? o->mem_mib : DEFAULT_MEM_MIB, cpus = o->cpus ? o->cpus : 1;
 	if (cpus > MAX_CPUS)
 		return err_set(err, -EINVAL, "%u vCPUs asked for; a sandbox has at most %d", cpus,
 		               MAX_CPUS);
 	if (mem < 64 || mem > (1u << 20))
-		return err_set(err, -EINVAL, "%u MiB of memory asked for; a sandbox has 64 MiB to 1 TiB",
-		               mem);
+		return err_set(err, -EINVAL,
+		               "%u MiB of memory asked for; a sandbox has 64 MiB to 1 TiB", mem);
 	struct msb_host_choice hc;
 	int e = msb_host_select(&hc, err);
 	if (e)
@@ -137,9 +139,9 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	char memstr[16], cpustr[16];
 	snprintf(memstr, sizeof(memstr), "%u", mem);
 	snprintf(cpustr, sizeof(cpustr), "%u", cpus);
-	const char *argv[] = {p->vmm,   "--kernel", p->kernel_in, "--initrd", p->initrd_in,
-	                      "--cpus", cpustr,     "--memory",   memstr,     "--serial-log",
-	                      "-",      NULL};
+	const char *argv[] = {p->vmm,       "--kernel",     p->kernel_in, "--initrd",
+	                      p->initrd_in, "--cpus",       cpustr,       "--memory",
+	                      memstr,       "--serial-log", "-",          NULL};
 	struct msb_vmproc_opts po = {
 	    .size = sizeof(po),
 	    .mode = hc.mode,
@@ -169,8 +171,9 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	while (!vm->hello)
 		if ((e = conn_pump(vm, deadline, err)) < 0) {
 			if (e == -ETIMEDOUT)
-				err_set(err, e, "the sandbox's agent did not answer in time; the VM's "
-				                "log: %s",
+				err_set(err, e,
+				        "the sandbox's agent did not answer in time; the VM's "
+				        "log: %s",
 				        msb_vmproc_log(vm->proc));
 			goto fail;
 		}
@@ -199,8 +202,9 @@ int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
 	unsigned pongs = vm->pongs;
 	while (vm->pongs == pongs)
 		if ((e = conn_pump(vm, deadline, err)) < 0)
-			return e == -ETIMEDOUT ? err_set(err, e, "no answer from the sandbox's agent")
-			                       : e;
+			return e == -ETIMEDOUT
+			           ? err_set(err, e, "no answer from the sandbox's agent")
+			           : e;
 	return 0;
 }
 
@@ -215,7 +219,8 @@ int msb_vm_stop(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
 				;
 	}
 	if (e == -ETIMEDOUT || e == -EINTR)
-		return e == -ETIMEDOUT ? err_set(err, e, "the sandbox did not shut down in time") : e;
+		return e == -ETIMEDOUT ? err_set(err, e, "the sandbox did not shut down in time")
+		                       : e;
 	struct msb_err we = {0};
 	int left = deadline < 0 ? 10000 : (int)(deadline - mono_ms());
 	int st = msb_vmproc_wait(vm->proc, left > 0 ? left : 0, &we);

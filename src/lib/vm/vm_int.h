@@ -34,13 +34,13 @@ struct msb_exec {
 	uint32_t id;
 	enum exec_state state;
 	int tty;
-	int stdin_open;          /* PROTO_EXEC_STDIN and no EOF sent yet */
-	int orphaned;            /* freed by the caller; dropped at its EXIT */
-	uint32_t pid;            /* in the guest, from READY */
-	struct proto_credit in;  /* what we may still send on stdin */
-	struct out_stream out[3];/* [PROTO_STREAM_STDOUT], [PROTO_STREAM_STDERR] */
-	struct proto_exit exit;  /* valid in EXEC_EXITED */
-	struct proto_error fail; /* valid in EXEC_FAILED */
+	int stdin_open;           /* PROTO_EXEC_STDIN and no EOF sent yet */
+	int orphaned;             /* freed by the caller; dropped at its EXIT */
+	uint32_t pid;             /* in the guest, from READY */
+	struct proto_credit in;   /* what we may still send on stdin */
+	struct out_stream out[3]; /* [PROTO_STREAM_STDOUT], [PROTO_STREAM_STDERR] */
+	struct proto_exit exit;   /* valid in EXEC_EXITED */
+	struct proto_error fail;  /* valid in EXEC_FAILED */
 	struct msb_exec *next;
 };
 
@@ -49,13 +49,13 @@ struct msb_vm {
 	int fd; /* the stream to the agent, non-blocking; owned by proc */
 	struct proto_reader rd;
 	struct wbuf wb;
-	int hello;                /* the agent's HELLO arrived */
+	int hello; /* the agent's HELLO arrived */
 	char agent_name[PROTO_MAX_NAME + 1];
-	int dead;                 /* the connection is over: every call fails with dead_err */
+	int dead; /* the connection is over: every call fails with dead_err */
 	struct msb_err dead_err;
-	int stopping;             /* SHUTDOWN sent: the connection's end is expected */
-	int failed;               /* keep the log: the VM crashed or broke a rule */
-	unsigned pongs;           /* PONGs received */
+	int stopping;   /* SHUTDOWN sent: the connection's end is expected */
+	int failed;     /* keep the log: the VM crashed or broke a rule */
+	unsigned pongs; /* PONGs received */
 	uint32_t next_id;
 	struct msb_exec *execs;
 };
