@@ -35,7 +35,11 @@ int conn_fail(struct msb_vm *vm, int code, struct msb_err *err, const char *fmt,
 		vsnprintf(why, sizeof(why), fmt, ap);
 		va_end(ap);
 		vm->dead = 1;
-		err_set(&vm->dead_err, code, "%s; the VM's log: %s", why, msb_vmproc_log(vm->proc));
+		if (vm->proc)
+			err_set(&vm->dead_err, code, "%s; the VM's log: %s", why,
+			        msb_vmproc_log(vm->proc));
+		else
+			err_set(&vm->dead_err, code, "%s", why);
 	}
 	if (err)
 		*err = vm->dead_err;
@@ -251,6 +255,10 @@ static int on_bytes(struct msb_vm *vm, const uint8_t *buf, size_t n)
 static int on_eof(struct msb_vm *vm, int read_errno)
 {
 	struct msb_err we = {0};
+	if (!vm->proc)
+		return conn_fail(vm, vm->stopping ? -ESHUTDOWN : -ECONNRESET, NULL,
+		                 vm->stopping ? "the sandbox was shut down"
+		                              : "the connection to the agent closed");
 	int st = msb_vmproc_wait(vm->proc, vm->stopping ? 10000 : 2000, &we);
 	if (st == 0 && vm->stopping)
 		return conn_fail(vm, -ESHUTDOWN, NULL, "the sandbox was shut down");

@@ -190,6 +190,32 @@ fail:
 	return e;
 }
 
+int vm_attach_fd(int fd, int timeout_ms, struct msb_vm **out, struct msb_err *err)
+{
+	*out = NULL;
+	struct msb_vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return err_set(err, -ENOMEM, "out of memory");
+	vm->fd = fd;
+	vm->next_id = 1;
+	int e = proto_reader_init(&vm->rd);
+	int fl = fcntl(fd, F_GETFL);
+	if (e < 0 || fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		msb_vm_destroy(vm);
+		return err_set(err, e < 0 ? e : -errno, "cannot set up the connection");
+	}
+	long deadline = deadline_in(timeout_ms);
+	if ((e = say_hello(vm, err)) == 0)
+		while (!vm->hello && (e = conn_pump(vm, deadline, err)) == 0)
+			;
+	if (e < 0) {
+		msb_vm_destroy(vm);
+		return e;
+	}
+	*out = vm;
+	return 0;
+}
+
 int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
 {
 	/* PONGs carry no id; the agent answers in order, so the next PONG after
@@ -221,6 +247,8 @@ int msb_vm_stop(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
 	if (e == -ETIMEDOUT || e == -EINTR)
 		return e == -ETIMEDOUT ? err_set(err, e, "the sandbox did not shut down in time")
 		                       : e;
+	if (!vm->proc) /* attached: no process to wait for */
+		return vm->dead_err.code == -ESHUTDOWN ? 0 : conn_dead(vm, err);
 	struct msb_err we = {0};
 	int left = deadline < 0 ? 10000 : (int)(deadline - mono_ms());
 	int st = msb_vmproc_wait(vm->proc, left > 0 ? left : 0, &we);
@@ -242,6 +270,8 @@ void msb_vm_destroy(struct msb_vm *vm)
 		exec_destroy(vm->execs);
 	if (vm->proc)
 		msb_vmproc_destroy(vm->proc, vm->failed);
+	else if (vm->fd >= 0)
+		close(vm->fd); /* attached: the fd was handed to us */
 	proto_reader_free(&vm->rd);
 	wbuf_free(&vm->wb);
 	free(vm);

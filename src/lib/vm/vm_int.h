@@ -88,6 +88,11 @@ int conn_consumed(struct msb_exec *x, int st, size_t n, struct msb_err *err);
 /* Unlinks and frees @x. */
 void exec_destroy(struct msb_exec *x);
 
+/* A VM over an agent connection already open on @fd (taken over: closed by
+ * msb_vm_destroy()), with no VMM process: for tests that run the agent on
+ * the host. Waits for the agent's HELLO; sends no clock or entropy. */
+int vm_attach_fd(int fd, int timeout_ms, struct msb_vm **out, struct msb_err *err);
+
 /* A deadline @timeout_ms from now, or -1 for none (timeout < 0). */
 long deadline_in(int timeout_ms);
 
