@@ -32,7 +32,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 VMM_SRCS := $(wildcard src/vmm/*.c src/vmm/virtio/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
-	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/evloop.c
+	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/evloop.c \
+	src/vmm/timing.c
 
 all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
 	$(B)/share/msb/kvm-smoke-guest.bin $(B)/share/msb/agent.cpio $(B)/lib/libmsb.so phost kernel
@@ -170,8 +171,13 @@ $(B)/bench/phost_start: bench/phost_start.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 
-bench: all $(B)/bench/phost_start
+$(B)/bench/vm_start: bench/vm_start.c $(B)/lib/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^
+
+bench: all $(B)/bench/phost_start $(B)/bench/vm_start $(B)/tests/guest/agent-test.cpio
 	$(B)/bench/phost_start
+	$(B)/bench/vm_start
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -10,6 +10,7 @@
  * stderr, prefixed "msb-vmm: error:".
  */
 #include "boot.h"
+#include "timing.h"
 #include "virtio/vsock.h"
 #include "vm.h"
 
@@ -34,20 +35,22 @@ struct opts {
 	char cmdline[BOOT_CMDLINE_MAX]; /* every --cmdline, joined by spaces */
 	unsigned long mem_mib;
 	int cpus;
+	int timing;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]\n"
-	        "               [--cmdline ARGS] [--serial-log PATH]\n\n"
+	        "               [--cmdline ARGS] [--serial-log PATH] [--vsock PATH] [--timing]\n\n"
 	        "Runs one KVM virtual machine: boots VMLINUX (an uncompressed ELF kernel\n"
 	        "with a PVH entry) and runs until the guest shuts down (exit 0), crashes\n"
 	        "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
 	        "  --memory MIB       guest RAM (default 256, a multiple of 2)\n"
 	        "  --cpus N           vCPUs (default 1, at most %d)\n"
 	        "  --cmdline ARGS     appended to \"%s\" (may be repeated)\n"
-	        "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n",
+	        "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n"
+	        "  --timing           log start-up marks and memory use (for benchmarks)\n",
 	        VM_MAX_CPUS, BASE_CMDLINE);
 }
 
@@ -61,6 +64,10 @@ static int parse(int argc, char **argv, struct opts *o)
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			exit(0);
+		}
+		if (!strcmp(a, "--timing")) {
+			o->timing = 1;
+			continue;
 		}
 		if (i + 1 >= argc)
 			return -1;
@@ -145,11 +152,13 @@ static int error(const char *fmt, const char *a, const char *b)
 
 int main(int argc, char **argv)
 {
+	struct vmm_timing timing = {.t0_us = timing_now_us()};
 	struct opts o;
 	if (parse(argc, argv, &o) < 0) {
 		usage(stderr);
 		return 2;
 	}
+	timing.on = o.timing;
 	uint8_t *kernel = NULL, *initrd = NULL;
 	size_t klen = 0, ilen = 0;
 	int e = read_all(o.kernel, MAX_KERNEL, &kernel, &klen);
@@ -198,6 +207,7 @@ int main(int argc, char **argv)
 	    .mem_bytes = (uint64_t)o.mem_mib << 20, .ncpus = o.cpus, .serial_fd = serial_fd};
 	if (vm_create(&vm, kvm, &c, why, sizeof(why)) < 0)
 		return error("creating the VM: %s%s", why, "");
+	vm.timing = timing.on ? &timing : NULL;
 	struct vsock *vs = NULL;
 	if (o.vsock) {
 		uint64_t base;
@@ -206,6 +216,7 @@ int main(int argc, char **argv)
 		vs = vsock_create(&vm.gm, &vm.loop, o.vsock, base, irq, why, sizeof(why));
 		if (!vs || vm_add_device(&vm, vsock_dev(vs), why, sizeof(why)) < 0)
 			return error("virtio-vsock: %s%s", why, "");
+		vsock_set_timing(vs, vm.timing);
 	}
 	/* the guest finds its virtio-mmio devices on the command line */
 	for (int i = 0; i < vm.ndevs; i++) {
@@ -230,6 +241,7 @@ int main(int argc, char **argv)
 	if (vm_start(&vm) < 0)
 		return error("%s%s", vm.stop_why, "");
 
+	timing_memory(vm.timing, &vm.gm, "at the start");
 	while (atomic_load(&vm.stop) == VM_RUNNING) {
 		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
 		                      {.fd = vm.stop_efd, .events = POLLIN}};
@@ -242,6 +254,7 @@ int main(int argc, char **argv)
 				                strsignal((int)si.ssi_signo));
 		}
 	}
+	timing_memory(vm.timing, &vm.gm, "at the end");
 	vm_destroy(&vm);
 	vsock_destroy(vs);
 	int reason = atomic_load(&vm.stop);

@@ -1,4 +1,5 @@
 #include "vm.h"
+#include "timing.h"
 #include "boot.h"
 #include "mptable.h"
 
@@ -350,6 +351,8 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (v->id == 0 && vm->timing)
+		timing_mark(vm->timing, "first guest instruction");
 	while (atomic_load(&vm->stop) == VM_RUNNING) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {

@@ -46,6 +46,8 @@ enum vm_stop {
 	VM_STOP_VMM_ERROR,     /* a KVM call failed */
 };
 
+struct vmm_timing;
+
 struct vm {
 	int kvm_fd, vm_fd;
 	struct gm gm;
@@ -62,6 +64,7 @@ struct vm {
 	struct virtio_dev *devs[VM_MAX_DEVS]; /* owned by their device modules */
 	int ndevs;
 	struct vm_kick kicks[VM_MAX_DEVS][VIRTIO_MAX_QUEUES];
+	struct vmm_timing *timing; /* owned by main; NULL when off */
 };
 
 struct vm_config {

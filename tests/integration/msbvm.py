@@ -21,7 +21,7 @@ class Err(Structure):
 class VmOpts(Structure):
     _fields_ = [("size", c_size_t), ("kernel", c_char_p), ("initrd", c_char_p),
                 ("mem_mib", c_uint), ("cpus", c_uint), ("boot_timeout_ms", c_int),
-                ("name", c_char_p)]
+                ("name", c_char_p), ("vmm_args", c_void_p)]
 
 
 class ExecOpts(Structure):

@@ -71,13 +71,13 @@ static int agent_stop(struct agent *a)
 
 static void opts_init(struct msb_exec_opts *o, const char *const *argv)
 {
-	*o = (struct msb_exec_opts){.size = sizeof(*o), .argv = argv, .uid = getuid(),
-	                            .gid = getgid()};
+	*o = (struct msb_exec_opts){
+	    .size = sizeof(*o), .argv = argv, .uid = getuid(), .gid = getgid()};
 }
 
 /* Runs to the end; collects stdout and stderr into @out and @err_out. */
-static struct msb_exit run(struct msb_vm *vm, const char *const *argv, const void *in,
-                           size_t inlen, char *out, size_t outcap, char *errout, size_t errcap)
+static struct msb_exit run(struct msb_vm *vm, const char *const *argv, const void *in, size_t inlen,
+                           char *out, size_t outcap, char *errout, size_t errcap)
 {
 	struct msb_exec_opts o;
 	opts_init(&o, argv);

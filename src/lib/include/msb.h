@@ -154,6 +154,9 @@ struct msb_vm_opts {
 	int boot_timeout_ms; /* until the agent answers; 0: 180000 (a cold boot in
 	                        the portable host takes seconds) */
 	const char *name;    /* a run-dir name prefix ("vm" when NULL) */
+	/* More msb-vmm flags (NULL-terminated; NULL for none), for debugging
+	 * and benchmarks: e.g. "--timing" logs start-up marks. */
+	const char *const *vmm_args;
 };
 
 struct msb_vm;

@@ -139,9 +139,17 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	char memstr[16], cpustr[16];
 	snprintf(memstr, sizeof(memstr), "%u", mem);
 	snprintf(cpustr, sizeof(cpustr), "%u", cpus);
-	const char *argv[] = {p->vmm,       "--kernel",     p->kernel_in, "--initrd",
-	                      p->initrd_in, "--cpus",       cpustr,       "--memory",
-	                      memstr,       "--serial-log", "-",          NULL};
+	const char *argv[32] = {p->vmm,       "--kernel",     p->kernel_in, "--initrd",
+	                        p->initrd_in, "--cpus",       cpustr,       "--memory",
+	                        memstr,       "--serial-log", "-"};
+	size_t argc = 11;
+	for (const char *const *a = o->vmm_args; a && *a; a++) {
+		if (argc + 1 >= sizeof(argv) / sizeof(argv[0])) {
+			e = err_set(err, -E2BIG, "too many msb-vmm flags");
+			goto fail;
+		}
+		argv[argc++] = *a;
+	}
 	struct msb_vmproc_opts po = {
 	    .size = sizeof(po),
 	    .mode = hc.mode,

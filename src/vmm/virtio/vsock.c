@@ -1,4 +1,5 @@
 #include "vsock.h"
+#include "../timing.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,7 @@ struct vsock {
 	int rx_starved;
 	struct vq_chain held; /* an rx chain taken but not used */
 	int have_held;
+	struct vmm_timing *timing;
 };
 
 static int conn_credit(const struct conn *c)
@@ -423,6 +425,8 @@ static void guest_packet(struct vsock *vs, const struct hdr *h, const struct vq_
 			return;
 		}
 		c->state = C_CONNECTED;
+		timing_mark(c->vs->timing, "the guest accepted a host connection");
+		timing_memory(c->vs->timing, c->vs->dev.gm, "when the guest accepted");
 		return;
 	case OP_RST:
 		c->pending = 0;
@@ -536,6 +540,11 @@ static const struct virtio_ops vsock_ops = {
     .notify = vsock_notify,
     .reset = vsock_reset,
 };
+
+void vsock_set_timing(struct vsock *vs, struct vmm_timing *t)
+{
+	vs->timing = t;
+}
 
 struct virtio_dev *vsock_dev(struct vsock *vs)
 {

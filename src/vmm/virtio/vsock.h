@@ -27,6 +27,9 @@ struct vsock;
 struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char *uds_path,
                            uint64_t mmio_base, uint32_t irq, char *why, size_t why_len);
 struct virtio_dev *vsock_dev(struct vsock *vs);
+/* Marks each host connection the guest accepts (benchmarks; may be NULL). */
+struct vmm_timing;
+void vsock_set_timing(struct vsock *vs, struct vmm_timing *t);
 /* Closes every connection and the listener, unlinks the socket. */
 void vsock_destroy(struct vsock *vs);
 

@@ -1,0 +1,225 @@
+/*
+ * bench/vm_start: what a sandbox VM costs to start and to use, through
+ * libmsb exactly as msb starts one (cold boot; warm start comes with
+ * snapshots).
+ *
+ * Each run boots a 1 GiB, 1 vCPU VM with msb's kernel and the test guest
+ * (msb-agent + busybox), runs `true` 100 times one after another, idles a
+ * second and shuts down. msb-vmm runs with --timing, so its log has the marks
+ * read here:
+ *   VMM set-up      msb-vmm's main() to vCPU 0's first KVM_RUN
+ *   boot to ready   msb-vmm's main() to the guest agent accepting the host's
+ *                   connection (kernel boot + agent start)
+ *   VMM RSS         msb-vmm's resident memory minus the guest RAM the guest
+ *                   touched, with the guest idle after boot
+ * and measured here: msb_vm_start() in all, and the exec round trip.
+ * In the portable host (where our machines run VMs) the whole start includes
+ * the portable host's own boot, reported apart.
+ *
+ *   build/bench/vm_start [RUNS]   (default 3)
+ *
+ * Prints a table and writes bench/results/vm_start-<host mode>-<time>.json.
+ */
+#include "msb.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXECS    100
+#define MAX_RUNS 20
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The @pct percentile of @n values (sorted here). */
+static double pctl(double *v, int n, double pct)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	int i = (int)(pct / 100.0 * (n - 1) + 0.5);
+	return n ? v[i] : -1;
+}
+
+struct marks {
+	double setup_ms, ready_ms;
+	long vmm_kib, guest_kib, rss_kib;
+};
+
+/* Reads the --timing marks (and the portable host's start of msb-vmm). */
+static int read_marks(const char *log, struct marks *m)
+{
+	FILE *f = fopen(log, "r");
+	if (!f)
+		return -errno;
+	char line[512];
+	long us;
+	*m = (struct marks){-1, -1, -1, -1, -1};
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "msb-vmm: timing: first guest instruction at %ld us", &us) == 1)
+			m->setup_ms = (double)us / 1e3;
+		else if (sscanf(line, "msb-vmm: timing: the guest accepted a host connection at %ld us",
+		                &us) == 1 &&
+		         m->ready_ms < 0)
+			m->ready_ms = (double)us / 1e3;
+		else if (sscanf(line,
+		                "msb-vmm: timing: memory when the guest accepted: rss_kib=%ld "
+		                "guest_kib=%ld vmm_kib=%ld",
+		                &m->rss_kib, &m->guest_kib, &m->vmm_kib) == 3)
+			;
+	}
+	fclose(f);
+	return m->setup_ms >= 0 && m->ready_ms >= 0 ? 0 : -ENODATA;
+}
+
+static long proc_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			v = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static int exec_true(struct msb_vm *vm, struct msb_err *err)
+{
+	static const char *const argv[] = {"true", NULL};
+	struct msb_exec_opts o = {.size = sizeof(o), .argv = argv};
+	struct msb_exec *x;
+	struct msb_exit st;
+	int e = msb_exec_start(vm, &o, &x, err);
+	if (e)
+		return e;
+	e = msb_exec_wait(x, 60000, &st, err);
+	msb_exec_free(x);
+	return e ? e : st.code;
+}
+
+int main(int argc, char **argv)
+{
+	int runs = argc > 1 ? atoi(argv[1]) : 3;
+	if (runs < 1 || runs > MAX_RUNS) {
+		fprintf(stderr, "usage: vm_start [RUNS]   (1..%d)\n", MAX_RUNS);
+		return 2;
+	}
+	const char *initrd = getenv("MSB_BENCH_INITRD");
+	if (!initrd)
+		initrd = "build/tests/guest/agent-test.cpio";
+	struct msb_host_choice hc;
+	struct msb_err err = {0};
+	if (msb_host_select(&hc, &err) < 0) {
+		fprintf(stderr, "vm_start: %s\n", err.msg);
+		return 1;
+	}
+	const char *mode = hc.mode == MSB_HOST_PORTABLE ? "portable" : "native";
+	printf("host mode: %s (%s)\n", mode, hc.why);
+	static const char *const vmm_args[] = {"--timing", NULL};
+	double start[MAX_RUNS], setup[MAX_RUNS], ready[MAX_RUNS], phost[MAX_RUNS];
+	double vmm_kib[MAX_RUNS], guest_kib[MAX_RUNS], host_kib[MAX_RUNS];
+	static double rtt[MAX_RUNS * EXECS];
+	int nrtt = 0;
+	for (int r = 0; r < runs; r++) {
+		struct msb_vm_opts o = {.size = sizeof(o), .initrd = initrd, .mem_mib = 1024,
+		                        .cpus = 1, .name = "bench", .vmm_args = vmm_args};
+		struct msb_vm *vm;
+		double t0 = now_ms();
+		if (msb_vm_start(&o, &vm, &err) < 0) {
+			fprintf(stderr, "vm_start: %s\n", err.msg);
+			return 1;
+		}
+		start[r] = now_ms() - t0;
+		for (int i = 0; i < EXECS; i++) {
+			double t = now_ms();
+			int e = exec_true(vm, &err);
+			if (e) {
+				fprintf(stderr, "vm_start: exec true: %s\n", e < 0 ? err.msg : "failed");
+				return 1;
+			}
+			rtt[nrtt++] = now_ms() - t;
+		}
+		sleep(1);
+		host_kib[r] = (double)proc_rss_kib(msb_vm_pid(vm));
+		struct marks m;
+		int e = read_marks(msb_vm_log(vm), &m);
+		if (e < 0) {
+			fprintf(stderr, "vm_start: no timing marks in %s\n", msb_vm_log(vm));
+			return 1;
+		}
+		if (msb_vm_stop(vm, 60000, &err) != 0)
+			fprintf(stderr, "vm_start: stop: %s\n", err.msg);
+		msb_vm_destroy(vm);
+		setup[r] = m.setup_ms;
+		ready[r] = m.ready_ms;
+		/* what msb_vm_start() spent outside msb-vmm's own boot: in the
+		 * portable host, mostly that host's boot (the clocks of the two
+		 * levels cannot be compared, so this is a difference) */
+		phost[r] = start[r] - m.ready_ms;
+		vmm_kib[r] = (double)m.vmm_kib;
+		guest_kib[r] = (double)m.guest_kib;
+		printf("run %d: start %.0f ms, VMM set-up %.1f ms, boot to ready %.0f ms\n", r + 1,
+		       start[r], setup[r], ready[r]);
+	}
+	double med_start = pctl(start, runs, 50), med_setup = pctl(setup, runs, 50);
+	double med_ready = pctl(ready, runs, 50), med_vmm = pctl(vmm_kib, runs, 50);
+	double med_guest = pctl(guest_kib, runs, 50), med_host = pctl(host_kib, runs, 50);
+	double med_phost = pctl(phost, runs, 50);
+	double rtt50 = pctl(rtt, nrtt, 50), rtt90 = pctl(rtt, nrtt, 90);
+
+	printf("\nmsb-vmm, 1 GiB / 1 vCPU, cold boot, %d runs (medians), host mode %s\n", runs,
+	       mode);
+	printf("  %-44s %10.1f ms\n", "msb_vm_start() in all", med_start);
+	if (hc.mode == MSB_HOST_PORTABLE)
+		printf("  %-44s %10.1f ms\n", "  of which outside msb-vmm (portable host boot)",
+		       med_phost);
+	printf("  %-44s %10.2f ms\n", "VMM set-up (main to first guest instruction)", med_setup);
+	printf("  %-44s %10.1f ms\n", "boot to agent ready (from VMM main)", med_ready);
+	printf("  %-44s %10.2f ms / %.2f ms\n", "exec round trip `true` (median / p90)", rtt50, rtt90);
+	printf("  %-44s %10.0f KiB\n", "VMM RSS without guest RAM (idle guest)", med_vmm);
+	printf("  %-44s %10.0f KiB\n", "guest RAM resident after boot", med_guest);
+	printf("  %-44s %10.0f KiB\n",
+	       hc.mode == MSB_HOST_PORTABLE ? "host RSS of the portable host (QEMU)"
+	                                    : "host RSS of msb-vmm",
+	       med_host);
+	printf("QEMU microvm comparison: not measured (no QEMU inside the portable host yet)\n");
+
+	mkdir("bench/results", 0755);
+	char path[256], stamp[32];
+	time_t t = time(NULL);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&t));
+	snprintf(path, sizeof(path), "bench/results/vm_start-%s-%s.json", mode, stamp);
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "vm_start: cannot write %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	fprintf(f,
+	        "{\n  \"bench\": \"vm_start\",\n  \"host_mode\": \"%s\",\n  \"time\": \"%s\",\n"
+	        "  \"runs\": %d,\n  \"guest\": {\"mem_mib\": 1024, \"cpus\": 1, \"boot\": \"cold\"},\n"
+	        "  \"start_ms\": %.1f,\n  \"outside_vmm_ms\": %.1f,\n  \"vmm_setup_ms\": %.2f,\n"
+	        "  \"boot_to_ready_ms\": %.1f,\n  \"exec_rtt_ms\": {\"median\": %.2f, \"p90\": %.2f, "
+	        "\"n\": %d},\n  \"vmm_rss_kib\": %.0f,\n  \"guest_resident_kib\": %.0f,\n"
+	        "  \"host_rss_kib\": %.0f,\n  \"qemu_microvm\": null\n}\n",
+	        mode, stamp, runs, med_start, med_phost, med_setup, med_ready, rtt50, rtt90, nrtt,
+	        med_vmm, med_guest, med_host);
+	fclose(f);
+	printf("wrote %s\n", path);
+	return 0;
+}

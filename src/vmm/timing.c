@@ -1,0 +1,62 @@
+/* Benchmark marks: see timing.h. */
+#include "timing.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+long timing_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+void timing_mark(struct vmm_timing *t, const char *event)
+{
+	if (t && t->on)
+		fprintf(stderr, "msb-vmm: timing: %s at %ld us\n", event, timing_now_us() - t->t0_us);
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			v = strtol(line + 6, NULL, 10);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+/* Resident pages of guest RAM, counted a chunk at a time. */
+static long guest_resident_kib(const struct gm *gm)
+{
+	static unsigned char vec[4096];
+	long pages = 0, psz = sysconf(_SC_PAGESIZE);
+	for (int i = 0; i < gm->n; i++)
+		for (uint64_t off = 0; off < gm->r[i].size; off += sizeof(vec) * (uint64_t)psz) {
+			uint64_t len = gm->r[i].size - off;
+			if (len > sizeof(vec) * (uint64_t)psz)
+				len = sizeof(vec) * (uint64_t)psz;
+			if (mincore(gm->r[i].host + off, len, vec) < 0)
+				return -1;
+			for (uint64_t p = 0; p < (len + (uint64_t)psz - 1) / (uint64_t)psz; p++)
+				pages += vec[p] & 1;
+		}
+	return pages * (psz / 1024);
+}
+
+void timing_memory(struct vmm_timing *t, const struct gm *gm, const char *when)
+{
+	if (!t || !t->on)
+		return;
+	long rss = rss_kib(), guest = guest_resident_kib(gm);
+	fprintf(stderr, "msb-vmm: timing: memory %s: rss_kib=%ld guest_kib=%ld vmm_kib=%ld\n", when,
+	        rss, guest, rss - guest);
+}
