@@ -71,15 +71,16 @@ static int read_marks(const char *log, struct marks *m)
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "msb-vmm: timing: first guest instruction at %ld us", &us) == 1)
 			m->setup_ms = (double)us / 1e3;
-		else if (sscanf(line, "msb-vmm: timing: the guest accepted a host connection at %ld us",
+		else if (sscanf(line,
+		                "msb-vmm: timing: the guest accepted a host connection at %ld us",
 		                &us) == 1 &&
 		         m->ready_ms < 0)
 			m->ready_ms = (double)us / 1e3;
-		else if (sscanf(line,
-		                "msb-vmm: timing: memory when the guest accepted: rss_kib=%ld "
-		                "guest_kib=%ld vmm_kib=%ld",
-		                &m->rss_kib, &m->guest_kib, &m->vmm_kib) == 3)
-			;
+		else
+			sscanf(line,
+			       "msb-vmm: timing: memory when the guest accepted: rss_kib=%ld "
+			       "guest_kib=%ld vmm_kib=%ld",
+			       &m->rss_kib, &m->guest_kib, &m->vmm_kib);
 	}
 	fclose(f);
 	return m->setup_ms >= 0 && m->ready_ms >= 0 ? 0 : -ENODATA;
@@ -137,8 +138,12 @@ int main(int argc, char **argv)
 	static double rtt[MAX_RUNS * EXECS];
 	int nrtt = 0;
 	for (int r = 0; r < runs; r++) {
-		struct msb_vm_opts o = {.size = sizeof(o), .initrd = initrd, .mem_mib = 1024,
-		                        .cpus = 1, .name = "bench", .vmm_args = vmm_args};
+		struct msb_vm_opts o = {.size = sizeof(o),
+		                        .initrd = initrd,
+		                        .mem_mib = 1024,
+		                        .cpus = 1,
+		                        .name = "bench",
+		                        .vmm_args = vmm_args};
 		struct msb_vm *vm;
 		double t0 = now_ms();
 		if (msb_vm_start(&o, &vm, &err) < 0) {
@@ -150,7 +155,8 @@ int main(int argc, char **argv)
 			double t = now_ms();
 			int e = exec_true(vm, &err);
 			if (e) {
-				fprintf(stderr, "vm_start: exec true: %s\n", e < 0 ? err.msg : "failed");
+				fprintf(stderr, "vm_start: exec true: %s\n",
+				        e < 0 ? err.msg : "failed");
 				return 1;
 			}
 			rtt[nrtt++] = now_ms() - t;
@@ -191,7 +197,8 @@ int main(int argc, char **argv)
 		       med_phost);
 	printf("  %-44s %10.2f ms\n", "VMM set-up (main to first guest instruction)", med_setup);
 	printf("  %-44s %10.1f ms\n", "boot to agent ready (from VMM main)", med_ready);
-	printf("  %-44s %10.2f ms / %.2f ms\n", "exec round trip `true` (median / p90)", rtt50, rtt90);
+	printf("  %-44s %10.2f ms / %.2f ms\n", "exec round trip `true` (median / p90)", rtt50,
+	       rtt90);
 	printf("  %-44s %10.0f KiB\n", "VMM RSS without guest RAM (idle guest)", med_vmm);
 	printf("  %-44s %10.0f KiB\n", "guest RAM resident after boot", med_guest);
 	printf("  %-44s %10.0f KiB\n",
@@ -210,15 +217,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vm_start: cannot write %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	fprintf(f,
-	        "{\n  \"bench\": \"vm_start\",\n  \"host_mode\": \"%s\",\n  \"time\": \"%s\",\n"
-	        "  \"runs\": %d,\n  \"guest\": {\"mem_mib\": 1024, \"cpus\": 1, \"boot\": \"cold\"},\n"
-	        "  \"start_ms\": %.1f,\n  \"outside_vmm_ms\": %.1f,\n  \"vmm_setup_ms\": %.2f,\n"
-	        "  \"boot_to_ready_ms\": %.1f,\n  \"exec_rtt_ms\": {\"median\": %.2f, \"p90\": %.2f, "
-	        "\"n\": %d},\n  \"vmm_rss_kib\": %.0f,\n  \"guest_resident_kib\": %.0f,\n"
-	        "  \"host_rss_kib\": %.0f,\n  \"qemu_microvm\": null\n}\n",
-	        mode, stamp, runs, med_start, med_phost, med_setup, med_ready, rtt50, rtt90, nrtt,
-	        med_vmm, med_guest, med_host);
+	fprintf(
+	    f,
+	    "{\n  \"bench\": \"vm_start\",\n  \"host_mode\": \"%s\",\n  \"time\": \"%s\",\n"
+	    "  \"runs\": %d,\n  \"guest\": {\"mem_mib\": 1024, \"cpus\": 1, \"boot\": \"cold\"},\n"
+	    "  \"start_ms\": %.1f,\n  \"outside_vmm_ms\": %.1f,\n  \"vmm_setup_ms\": %.2f,\n"
+	    "  \"boot_to_ready_ms\": %.1f,\n  \"exec_rtt_ms\": {\"median\": %.2f, \"p90\": %.2f, "
+	    "\"n\": %d},\n  \"vmm_rss_kib\": %.0f,\n  \"guest_resident_kib\": %.0f,\n"
+	    "  \"host_rss_kib\": %.0f,\n  \"qemu_microvm\": null\n}\n",
+	    mode, stamp, runs, med_start, med_phost, med_setup, med_ready, rtt50, rtt90, nrtt,
+	    med_vmm, med_guest, med_host);
 	fclose(f);
 	printf("wrote %s\n", path);
 	return 0;

@@ -18,7 +18,8 @@ long timing_now_us(void)
 void timing_mark(struct vmm_timing *t, const char *event)
 {
 	if (t && t->on)
-		fprintf(stderr, "msb-vmm: timing: %s at %ld us\n", event, timing_now_us() - t->t0_us);
+		fprintf(stderr, "msb-vmm: timing: %s at %ld us\n", event,
+		        timing_now_us() - t->t0_us);
 }
 
 static long rss_kib(void)
