@@ -1,6 +1,7 @@
 /*
- * PID 1 of the boot tests' initramfs (until the agent exists): reports what
- * the guest sees on the console and shuts down.
+ * PID 1 of the boot tests' initramfs: the least a guest can do, without the
+ * agent, so the VMM's boot path is tested on its own. Reports what the guest
+ * sees on the console and shuts down.
  *   hello            a greeting
  *   cpus N           online CPUs (from /proc/cpuinfo)
  *   memtotal KIB     MemTotal from /proc/meminfo

@@ -2,8 +2,9 @@
 
 On machines whose /dev/kvm cannot run standard guests this runs inside the
 portable host, so each boot costs seconds: each test boots once and checks
-everything that boot shows. The guest's PID 1 here is tests/guest/test_init.c
-(until the agent exists), which reports what it sees on the console.
+everything that boot shows. The guest's PID 1 here is tests/guest/test_init.c,
+a minimal init that reports what it sees on the console and can crash on
+purpose; the agent's tests (test_agent.py) boot msb-agent instead.
 """
 import os
 import re
