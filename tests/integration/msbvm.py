@@ -27,7 +27,8 @@ class VmOpts(Structure):
 class ExecOpts(Structure):
     _fields_ = [("size", c_size_t), ("argv", POINTER(c_char_p)), ("env", POINTER(c_char_p)),
                 ("cwd", c_char_p), ("uid", c_uint32), ("gid", c_uint32), ("tty", c_int),
-                ("rows", c_uint), ("cols", c_uint), ("with_stdin", c_int)]
+                ("rows", c_uint), ("cols", c_uint), ("with_stdin", c_int),
+                ("start_timeout_ms", c_int)]
 
 
 class Exit(Structure):

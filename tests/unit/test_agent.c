@@ -332,6 +332,53 @@ static void test_host_reports_a_closed_connection(void **state)
 	fake_stop(&f);
 }
 
+/* Reads what libmsb sent the fake so far; returns whether a frame of @type
+ * for exec @id was among it. */
+static int fake_saw(struct fake *f, uint8_t type, uint32_t id)
+{
+	struct proto_reader r;
+	assert_int_equal(proto_reader_init(&r), 0);
+	uint8_t buf[4096];
+	ssize_t n;
+	int seen = 0;
+	while ((n = recv(f->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		size_t off = 0, used;
+		while (off < (size_t)n) {
+			assert_true(proto_reader_feed(&r, buf + off, (size_t)n - off, &used) >= 0);
+			off += used;
+			struct proto_hdr h;
+			const uint8_t *p;
+			if (proto_reader_next(&r, &h, &p) == 1 && h.type == type && h.id == id)
+				seen = 1;
+		}
+	}
+	proto_reader_free(&r);
+	return seen;
+}
+
+static void test_exec_start_timeout_kills_a_late_start(void **state)
+{
+	(void)state;
+	struct fake f;
+	fake_start(&f);
+	const char *const argv[] = {"slow", NULL};
+	struct msb_exec_opts o;
+	opts_init(&o, argv);
+	o.start_timeout_ms = 50;
+	struct msb_exec *x;
+	struct msb_err err = {0};
+	assert_int_equal(msb_exec_start(f.vm, &o, &x, &err), -ETIMEDOUT);
+	assert_non_null(strstr(err.msg, "did not start in time"));
+	/* it starts after all: libmsb kills it, and the connection goes on */
+	uint8_t b[PROTO_READY_SIZE];
+	struct proto_ready r = {.pid = 7};
+	proto_ready_encode(&r, b, sizeof(b));
+	send_frame(f.fd, PROTO_READY, 1, b, sizeof(b));
+	assert_int_equal(msb_vm_ping(f.vm, 100, &err), -ETIMEDOUT); /* pumps */
+	assert_true(fake_saw(&f, PROTO_SIGNAL, 1));
+	fake_stop(&f);
+}
+
 /* ---- the agent against a hostile host --------------------------------- */
 
 static pid_t raw_agent(int *fd)
@@ -436,6 +483,7 @@ int main(void)
 	    cmocka_unit_test(test_host_refuses_exit_before_eof),
 	    cmocka_unit_test(test_host_refuses_garbage_header),
 	    cmocka_unit_test(test_host_reports_a_closed_connection),
+	    cmocka_unit_test(test_exec_start_timeout_kills_a_late_start),
 	    cmocka_unit_test(test_agent_wants_hello_first),
 	    cmocka_unit_test(test_agent_refuses_bad_frames),
 	};

@@ -210,6 +210,7 @@ struct msb_exec_opts {
 	unsigned rows, cols;     /* the terminal's size with tty; 0: unknown */
 	int with_stdin;          /* 1: the caller writes stdin (msb_exec_write);
 	                            0: stdin is empty */
+	int start_timeout_ms;    /* until the command runs; 0: 60000 */
 };
 
 enum msb_stream {
@@ -232,7 +233,8 @@ struct msb_exec;
  * with msb_exec_free(); it also goes with msb_vm_destroy()), or a negative
  * errno with @err set: -ENOENT when the program does not exist, -EACCES, etc.
  * as the guest reported them ("cannot run nope: No such file or directory"),
- * -EINVAL for bad options, or the VM's error.
+ * -EINVAL for bad options, -ETIMEDOUT or -EINTR while waiting (the command
+ * is then killed if it starts later), or the VM's error.
  */
 int msb_exec_start(struct msb_vm *vm, const struct msb_exec_opts *opts, struct msb_exec **out,
                    struct msb_err *err);

@@ -164,6 +164,12 @@ static int on_exec_frame(struct msb_vm *vm, const struct proto_hdr *h, const uin
 			return violation(vm, "unexpected READY");
 		x->state = EXEC_RUNNING;
 		x->pid = r.pid;
+		if (x->orphaned) { /* its caller gave up waiting for it */
+			uint8_t b[PROTO_SIGNAL_SIZE];
+			struct proto_signal sg = {.signo = 9};
+			proto_signal_encode(&sg, b, sizeof(b));
+			return conn_send(vm, PROTO_SIGNAL, x->id, b, sizeof(b), NULL);
+		}
 		return 0;
 	}
 	case PROTO_ERROR:

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define STDIN_CHUNK  (64u << 10)
+#define START_MS     60000      /* default wait for a command to start */
 #define WB_HIGH      (1u << 20) /* wait for the stream to drain above this */
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -78,10 +79,18 @@ int msb_exec_start(struct msb_vm *vm, const struct msb_exec_opts *o, struct msb_
 	}
 	x->next = vm->execs;
 	vm->execs = x;
+	long deadline = deadline_in(o->start_timeout_ms > 0 ? o->start_timeout_ms : START_MS);
 	while (x->state == EXEC_STARTING)
-		if ((e = conn_pump(vm, -1, err)) < 0 && e != -EINTR) {
-			exec_destroy(x);
-			return e;
+		if ((e = conn_pump(vm, deadline, err)) < 0) {
+			if (vm->dead) {
+				exec_destroy(x);
+				return e;
+			}
+			/* it may still start: kill it then (conn.c), and forget it */
+			x->orphaned = 1;
+			return e == -ETIMEDOUT
+			           ? err_set(err, e, "%s did not start in time", o->argv[0])
+			           : e;
 		}
 	if (x->state == EXEC_FAILED) {
 		for (char *c = x->fail.msg; *c; c++) /* the guest's bytes, shown to people */
