@@ -28,7 +28,7 @@ AGENT_SRCS := $(wildcard src/agent/*.c)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all phost kernel test unit integration asan bench fuzz format clean
+.PHONY: all phost phost-bench kernel test unit integration asan bench fuzz format clean
 VMM_SRCS := $(wildcard src/vmm/*.c src/vmm/virtio/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
@@ -171,11 +171,24 @@ $(B)/bench/phost_start: bench/phost_start.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 
-$(B)/bench/vm_start: bench/vm_start.c $(B)/lib/libmsb.a
+$(B)/bench/vm_start: bench/vm_start.c bench/qemu_compare.c bench/qemu_compare.h $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^)
 
-bench: all $(B)/bench/phost_start $(B)/bench/vm_start $(B)/tests/guest/agent-test.cpio
+# Runs where the VMM runs (the benchmark portable host, or natively): msb-vmm
+# against QEMU microvm with the same guest. Static, like msb-vmm.
+$(B)/bench/msb-bench-compare: bench/phost_compare.c src/lib/vmproc/vsock_uds.c \
+		src/lib/vmproc/vsock_uds.h $(PROTO_SRCS) src/proto/proto.h $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -Isrc/proto -o $@ $(filter %.c,$^)
+
+# The portable host image plus QEMU, its libraries and firmware, vhost-vsock
+# and the helper above; cached apart from the normal image, which it extends.
+phost-bench: phost $(B)/bench/msb-bench-compare
+	phost/build-bench-image $(B) $(B)/share/msb
+
+bench: all phost-bench $(B)/bench/phost_start $(B)/bench/vm_start \
+		$(B)/bench/msb-bench-compare $(B)/tests/guest/agent-test.cpio
 	$(B)/bench/phost_start
 	$(B)/bench/vm_start
 

@@ -16,11 +16,17 @@
  * In the portable host (where our machines run VMs) the whole start includes
  * the portable host's own boot, reported apart.
  *
- *   build/bench/vm_start [RUNS]   (default 3)
+ * Then the same kernel and initramfs under QEMU microvm on the same KVM, in
+ * one run with msb-vmm again (bench/qemu_compare.c): boot to the agent's
+ * HELLO and the VMM's RSS, with the ratios.
  *
- * Prints a table and writes bench/results/vm_start-<host mode>-<time>.json.
+ *   build/bench/vm_start [RUNS] [--compare-only]   (default 3 runs)
+ *
+ * Prints a table and writes bench/results/vm_start-<host mode>-<time>.json
+ * (not with --compare-only).
  */
 #include "msb.h"
+#include "qemu_compare.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -114,11 +120,47 @@ static int exec_true(struct msb_vm *vm, struct msb_err *err)
 	return e ? e : st.code;
 }
 
+/* msb-vmm against QEMU microvm; 0 and @c filled, or -1 after saying why. */
+static int compare(enum msb_host_mode mode, int runs, const char *initrd, struct qemu_compare *c)
+{
+	char share[4000], kernel[4096];
+	struct msb_err err = {0};
+	if (msb_share_dir(share, sizeof(share)) < 0 ||
+	    snprintf(kernel, sizeof(kernel), "%s/vmlinux", share) >= (int)sizeof(kernel)) {
+		fprintf(stderr, "vm_start: cannot find msb's share directory\n");
+		return -1;
+	}
+	const char *where = mode == MSB_HOST_PORTABLE
+	                        ? "on the nested KVM inside the portable host, host mode portable"
+	                        : "on this machine's KVM, host mode native";
+	printf("\nmsb-vmm vs QEMU microvm, same kernel and initramfs, %s, %d alternating runs:\n",
+	       where, runs);
+	fflush(stdout); /* before the helper's lines and any error */
+	if (qemu_compare_run(mode, runs, kernel, initrd, c, &err) < 0) {
+		fprintf(stderr, "vm_start: QEMU microvm comparison: %s\n", err.msg);
+		return -1;
+	}
+	printf("  %-36s %12s %14s %10s\n", "medians", "msb-vmm", "QEMU microvm", "QEMU/msb");
+	printf("  %-36s %9.1f ms %11.1f ms %10.2f\n", "VMM start to the agent's HELLO",
+	       c->msb_boot_ms, c->qemu_boot_ms, c->boot_ratio);
+	printf("  %-36s %8.0f KiB %10.0f KiB %10.2f\n", "VMM RSS, idle guest (incl. its RAM)",
+	       c->msb_rss_kib, c->qemu_rss_kib, c->rss_ratio);
+	printf("  QEMU: %s\n", QEMU_COMPARE_CMD);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	int runs = argc > 1 ? atoi(argv[1]) : 3;
+	int runs = 3, only_compare = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--compare-only"))
+			only_compare = 1;
+		else
+			runs = atoi(argv[i]);
+	}
 	if (runs < 1 || runs > MAX_RUNS) {
-		fprintf(stderr, "usage: vm_start [RUNS]   (1..%d)\n", MAX_RUNS);
+		fprintf(stderr, "usage: vm_start [RUNS] [--compare-only]   (1..%d runs)\n",
+		        MAX_RUNS);
 		return 2;
 	}
 	const char *initrd = getenv("MSB_BENCH_INITRD");
@@ -132,6 +174,9 @@ int main(int argc, char **argv)
 	}
 	const char *mode = hc.mode == MSB_HOST_PORTABLE ? "portable" : "native";
 	printf("host mode: %s (%s)\n", mode, hc.why);
+	struct qemu_compare qc;
+	if (only_compare)
+		return compare(hc.mode, runs, initrd, &qc) < 0 ? 1 : 0;
 	static const char *const vmm_args[] = {"--timing", NULL};
 	double start[MAX_RUNS], setup[MAX_RUNS], ready[MAX_RUNS], phost[MAX_RUNS];
 	double vmm_kib[MAX_RUNS], guest_kib[MAX_RUNS], host_kib[MAX_RUNS];
@@ -205,7 +250,20 @@ int main(int argc, char **argv)
 	       hc.mode == MSB_HOST_PORTABLE ? "host RSS of the portable host (QEMU)"
 	                                    : "host RSS of msb-vmm",
 	       med_host);
-	printf("QEMU microvm comparison: not measured (no QEMU inside the portable host yet)\n");
+	int qc_ok = compare(hc.mode, runs, initrd, &qc) == 0;
+	char qc_json[2048];
+	if (!qc_ok ||
+	    snprintf(qc_json, sizeof(qc_json),
+	             "{\"where\": \"%s\", \"runs\": %d, \"guest\": {\"mem_mib\": 1024, "
+	             "\"cpus\": 1},\n    \"measure\": \"VMM fork/exec to the agent's HELLO "
+	             "over vsock; VMM VmRSS after 1 s idle\",\n    \"qemu\": \"%s\",\n"
+	             "    \"msb_boot_ms\": %.1f, \"qemu_boot_ms\": %.1f, \"boot_ratio\": %.2f,\n"
+	             "    \"msb_rss_kib\": %.0f, \"qemu_rss_kib\": %.0f, \"rss_ratio\": %.2f}",
+	             hc.mode == MSB_HOST_PORTABLE ? "nested KVM in the portable host"
+	                                          : "native KVM",
+	             qc.runs, QEMU_COMPARE_CMD, qc.msb_boot_ms, qc.qemu_boot_ms, qc.boot_ratio,
+	             qc.msb_rss_kib, qc.qemu_rss_kib, qc.rss_ratio) >= (int)sizeof(qc_json))
+		snprintf(qc_json, sizeof(qc_json), "null");
 
 	mkdir("bench/results", 0755);
 	char path[256], stamp[32];
@@ -224,10 +282,10 @@ int main(int argc, char **argv)
 	    "  \"start_ms\": %.1f,\n  \"outside_vmm_ms\": %.1f,\n  \"vmm_setup_ms\": %.2f,\n"
 	    "  \"boot_to_ready_ms\": %.1f,\n  \"exec_rtt_ms\": {\"median\": %.2f, \"p90\": %.2f, "
 	    "\"n\": %d},\n  \"vmm_rss_kib\": %.0f,\n  \"guest_resident_kib\": %.0f,\n"
-	    "  \"host_rss_kib\": %.0f,\n  \"qemu_microvm\": null\n}\n",
+	    "  \"host_rss_kib\": %.0f,\n  \"qemu_microvm\": %s\n}\n",
 	    mode, stamp, runs, med_start, med_phost, med_setup, med_ready, rtt50, rtt90, nrtt,
-	    med_vmm, med_guest, med_host);
+	    med_vmm, med_guest, med_host, qc_json);
 	fclose(f);
 	printf("wrote %s\n", path);
-	return 0;
+	return qc_ok ? 0 : 1;
 }

@@ -169,16 +169,27 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
                           struct msb_err *err)
 {
 	static const int fds[] = {PHOST_STREAM_FD};
-	char share[4096], kernel[4096], initrd[4096];
-	int e = msb_share_dir(share, sizeof(share));
-	if (e || fs_path(kernel, sizeof(kernel), "%s/phost/vmlinuz", share) ||
-	    fs_path(initrd, sizeof(initrd), "%s/phost/initramfs.cpio", share))
+	char dir[4096], kernel[4096], initrd[4096];
+	/* MSB_PHOST_DIR picks another image, e.g. the benchmarks' one with QEMU
+	 * inside (phost/build-bench-image) */
+	const char *env = getenv("MSB_PHOST_DIR");
+	int e = 0;
+	if (env && *env) {
+		if (fs_path(dir, sizeof(dir), "%s", env))
+			return err_set(err, -ENAMETOOLONG, "MSB_PHOST_DIR is too long");
+	} else if ((e = msb_share_dir(dir, sizeof(dir))) ||
+	           fs_path(dir + strlen(dir), sizeof(dir) - strlen(dir), "/phost"))
 		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's share directory");
+	if (fs_path(kernel, sizeof(kernel), "%s/vmlinuz", dir) ||
+	    fs_path(initrd, sizeof(initrd), "%s/initramfs.cpio", dir))
+		return err_set(err, -ENAMETOOLONG, "the portable host image path is too long");
 	if (access(kernel, R_OK) < 0 || access(initrd, R_OK) < 0)
 		return err_set(err, -ENOENT,
-		               "the portable host image is not installed (no %s/phost/): build it "
-		               "with ./setup or make",
-		               share);
+		               env && *env ? "no portable host image (vmlinuz, initramfs.cpio) in "
+		                             "%s, which MSB_PHOST_DIR names"
+		                           : "the portable host image is not installed (no %s/): "
+		                             "build it with ./setup or make",
+		               dir);
 	for (size_t i = 0; i < o->nfiles; i++)
 		if (access(o->files[i].path, R_OK) < 0)
 			return err_set(err, -errno, "cannot read %s: %s", o->files[i].path,
