@@ -33,7 +33,7 @@ VMM_SRCS := $(wildcard src/vmm/*.c src/vmm/virtio/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
 	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/evloop.c \
-	src/vmm/timing.c
+	src/vmm/timing.c src/vmm/snapfile.c
 
 all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
 	$(B)/share/msb/kvm-smoke-guest.bin $(B)/share/msb/agent.cpio $(B)/lib/libmsb.so phost kernel
