@@ -189,11 +189,13 @@ int snap_parse(const uint8_t *buf, size_t len, const uint8_t shape[SNAP_SHAPE_SI
 	size_t off = SNAP_HDR_SIZE;
 	for (uint32_t i = 0; i < nsec; i++) {
 		if (len - off < SNAP_SEC_SIZE)
-			return refuse(-EPROTO, why, wl, "the snapshot is truncated (section header)");
+			return refuse(-EPROTO, why, wl,
+			              "the snapshot is truncated (section header)");
 		uint32_t slen = get32(buf + off + 8);
 		if (slen > len - off - SNAP_SEC_SIZE)
 			return refuse(-EPROTO, why, wl, "the snapshot is truncated (section)");
-		if (section_crc(buf + off, buf + off + SNAP_SEC_SIZE, slen) != get32(buf + off + 12))
+		if (section_crc(buf + off, buf + off + SNAP_SEC_SIZE, slen) !=
+		    get32(buf + off + 12))
 			return refuse(-EPROTO, why, wl, "a snapshot section is damaged (checksum)");
 		off += SNAP_SEC_SIZE + (size_t)slen;
 	}
