@@ -270,6 +270,14 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 	case PROTO_SHUTDOWN:
 		s->shutdown = 1;
 		return;
+	case PROTO_SNAPSHOT:
+		/* only between execs: a snapshot must not hold a running one */
+		if (s->execs) {
+			conn_error(s, -EBUSY, "SNAPSHOT while commands run");
+			return;
+		}
+		s->shutdown = 2;
+		return;
 	case PROTO_PING:
 		wbuf_frame(&s->wb, PROTO_PONG, 0, p, h->len);
 		return;
@@ -530,5 +538,5 @@ int session_run(int conn, int sigfd)
 	}
 	int shutdown = s.shutdown;
 	session_end(&s);
-	return shutdown;
+	return shutdown; /* 1: power off; 2: snapshot */
 }

@@ -12,7 +12,8 @@
  * caller). @sigfd is a signalfd for SIGCHLD, which the caller blocked; every
  * child that ends is reaped (as PID 1 this includes orphans). Returns 1 when
  * the host asked for a shutdown, 0 when the connection ended, or a negative
- * errno when the agent itself failed (out of memory). */
+ * errno when the agent itself failed (out of memory), or 2 when the host asked
+ * for a snapshot (the connection is then over and nothing runs). */
 int session_run(int conn, int sigfd);
 
 /* Reaps every ended child without waiting; for use between connections. */

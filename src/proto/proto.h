@@ -50,8 +50,9 @@ enum proto_type {
 	PROTO_PING = 14,        /* both ways: answered by PONG with the same bytes */
 	PROTO_PONG = 15,        /* both ways: the answer to PING */
 	PROTO_READY = 16,       /* agent: exec `id` started; payload: its pid */
+	PROTO_SNAPSHOT = 17,    /* host: close this connection and let the VMM snapshot */
 };
-#define PROTO_TYPE_MAX PROTO_READY
+#define PROTO_TYPE_MAX PROTO_SNAPSHOT
 
 /*
  * The frame header, decoded. On the wire: version u8, type u8, flags u16,

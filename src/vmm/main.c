@@ -11,6 +11,7 @@
  */
 #include "boot.h"
 #include "timing.h"
+#include "snapshot.h"
 #include "virtio/vsock.h"
 #include "vm.h"
 
@@ -37,13 +38,15 @@ struct opts {
 	unsigned long mem_mib;
 	int cpus;
 	int timing;
+	const char *snapshot_to, *restore;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]\n"
-	        "               [--cmdline ARGS] [--serial-log PATH] [--vsock PATH] [--timing]\n\n"
+	        "               [--cmdline ARGS] [--serial-log PATH] [--vsock PATH] [--timing]\n"
+	        "               [--snapshot-to PATH | --restore PATH]\n\n"
 	        "Runs one KVM virtual machine: boots VMLINUX (an uncompressed ELF kernel\n"
 	        "with a PVH entry) and runs until the guest shuts down (exit 0), crashes\n"
 	        "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
@@ -51,7 +54,10 @@ static void usage(FILE *f)
 	        "  --cpus N           vCPUs (default 1, at most %d)\n"
 	        "  --cmdline ARGS     appended to \"%s\" (may be repeated)\n"
 	        "  --serial-log PATH  the guest console, \"-\" for stdout (default: stderr)\n"
-	        "  --timing           log start-up marks and memory use (for benchmarks)\n",
+	        "  --timing           log start-up marks and memory use (for benchmarks)\n"
+	        "  --snapshot-to PATH when the guest asks (port 0x5b0), write a snapshot to\n"
+	        "                     PATH (a file or block device large enough) and exit\n"
+	        "  --restore PATH     start from the snapshot at PATH instead of booting\n",
 	        VM_MAX_CPUS, BASE_CMDLINE);
 }
 
@@ -87,6 +93,10 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->serial_log = v;
 		else if (!strcmp(a, "--vsock"))
 			o->vsock = v;
+		else if (!strcmp(a, "--snapshot-to"))
+			o->snapshot_to = v;
+		else if (!strcmp(a, "--restore"))
+			o->restore = v;
 		else if (!strcmp(a, "--memory")) {
 			o->mem_mib = strtoul(v, &end, 10);
 			if (*end || o->mem_mib == 0)
@@ -99,7 +109,22 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else
 			return -1;
 	}
-	return o->kernel ? 0 : -1;
+	/* a restore needs no kernel; a snapshot is never of a restored VM */
+	return (o->kernel || o->restore) && !(o->restore && o->snapshot_to) ? 0 : -1;
+}
+
+/* What a snapshot must match in the VMM that restores it: memory, vCPUs and
+ * the device layout (vsock or not), and the file format. libmsb keys its
+ * cache by the kernel and agent on top of this. */
+static void vm_shape(const struct opts *o, uint8_t shape[SNAP_SHAPE_SIZE])
+{
+	char desc[128];
+	int n = snprintf(desc, sizeof(desc), "msb-vmm snapshot 1; mem %lu MiB; cpus %d; vsock %d",
+	                 o->mem_mib, o->cpus, o->vsock != NULL);
+	memset(shape, 0, SNAP_SHAPE_SIZE);
+	uint32_t crc = snap_crc32(desc, (size_t)n);
+	memcpy(shape, &crc, sizeof(crc));
+	memcpy(shape + 4, desc, (size_t)n < SNAP_SHAPE_SIZE - 4 ? (size_t)n : SNAP_SHAPE_SIZE - 4);
 }
 
 /* Reads a whole file or block device (the portable host shares files as
@@ -184,6 +209,40 @@ static int error(const char *fmt, const char *a, const char *b)
 	return 2;
 }
 
+/* A cold boot: devices on the command line, the kernel and initramfs in
+ * guest memory, vCPU 0 at the PVH entry. */
+static int boot(struct vm *vm, const struct opts *o, char *cmdline, size_t cap,
+                const uint8_t *kernel, size_t klen, const uint8_t *initrd, size_t ilen, char *why,
+                size_t wl)
+{
+	for (int i = 0; i < vm->ndevs; i++) {
+		size_t used = strlen(cmdline);
+		if (used + 1 >= cap ||
+		    virtio_mmio_cmdline(vm->devs[i], cmdline + used + 1, cap - used - 1)) {
+			snprintf(why, wl, "the kernel command line is too long");
+			return -E2BIG;
+		}
+		cmdline[used] = ' ';
+	}
+	struct boot_image img = {.kernel = kernel,
+	                         .kernel_len = klen,
+	                         .initrd = initrd,
+	                         .initrd_len = ilen,
+	                         .cmdline = cmdline};
+	struct boot_entry be;
+	char what[200];
+	if (boot_load(&vm->gm, &img, &be, what, sizeof(what)) < 0) {
+		snprintf(why, wl, "loading %s: %s", o->kernel, what);
+		return -EINVAL;
+	}
+	timing_mark(vm->timing, "kernel loaded");
+	if (vm_set_pvh_entry(vm, be.entry, be.start_info, what, sizeof(what)) < 0) {
+		snprintf(why, wl, "setting up the boot vCPU: %s", what);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vmm_timing timing = {.t0_us = timing_now_us()};
@@ -195,11 +254,17 @@ int main(int argc, char **argv)
 	timing.on = o.timing;
 	uint8_t *kernel = NULL, *initrd = NULL;
 	size_t klen = 0, ilen = 0;
-	int kmapped = 0, imapped = 0;
-	int e = load_file(o.kernel, MAX_KERNEL, &kernel, &klen, &kmapped);
-	if (e)
+	int kmapped = 0, imapped = 0, e = 0;
+	uint8_t shape[SNAP_SHAPE_SIZE];
+	vm_shape(&o, shape);
+	struct snapshot_in snap = {.fd = -1};
+	char why[256] = "";
+	if (o.restore && snapshot_open(o.restore, shape, &snap, why, sizeof(why)) < 0)
+		return error("cannot restore: %s%s", why, "");
+	if (!o.restore && (e = load_file(o.kernel, MAX_KERNEL, &kernel, &klen, &kmapped)))
 		return error("cannot read the kernel %s: %s", o.kernel, strerror(-e));
-	if (o.initrd && (e = load_file(o.initrd, MAX_INITRD, &initrd, &ilen, &imapped)))
+	if (!o.restore && o.initrd &&
+	    (e = load_file(o.initrd, MAX_INITRD, &initrd, &ilen, &imapped)))
 		return error("cannot read the initramfs %s: %s", o.initrd, strerror(-e));
 	char cmdline[BOOT_CMDLINE_MAX + 1];
 	if (snprintf(cmdline, sizeof(cmdline), "%s%s%s", BASE_CMDLINE, o.cmdline[0] ? " " : "",
@@ -237,12 +302,15 @@ int main(int argc, char **argv)
 		return error("/dev/kvm speaks API %s, not 12%s", api < 0 ? "?" : "another", "");
 
 	static struct vm vm;
-	char why[256] = "";
-	struct vm_config c = {
-	    .mem_bytes = (uint64_t)o.mem_mib << 20, .ncpus = o.cpus, .serial_fd = serial_fd};
+	struct vm_config c = {.mem_bytes = (uint64_t)o.mem_mib << 20,
+	                      .ncpus = o.cpus,
+	                      .serial_fd = serial_fd,
+	                      .restore_fd = snap.fd,
+	                      .restore_off = snap.mem_off};
 	if (vm_create(&vm, kvm, &c, why, sizeof(why)) < 0)
 		return error("creating the VM: %s%s", why, "");
 	vm.timing = timing.on ? &timing : NULL;
+	vm.snapshot_to = o.snapshot_to;
 	timing_mark(vm.timing, "VM created");
 	struct vsock *vs = NULL;
 	if (o.vsock) {
@@ -254,37 +322,45 @@ int main(int argc, char **argv)
 			return error("virtio-vsock: %s%s", why, "");
 		vsock_set_timing(vs, vm.timing);
 	}
-	/* the guest finds its virtio-mmio devices on the command line */
-	for (int i = 0; i < vm.ndevs; i++) {
-		size_t used = strlen(cmdline);
-		if (used + 1 >= sizeof(cmdline) ||
-		    virtio_mmio_cmdline(vm.devs[i], cmdline + used + 1, sizeof(cmdline) - used - 1))
-			return error("the kernel command line is too long%s%s", "", "");
-		cmdline[used] = ' ';
+	if (o.restore) {
+		for (int i = 0; i < vm.ncpus; i++)
+			if (snapshot_vcpu_restore(&vm.vcpus[i], &snap, why, sizeof(why)) < 0)
+				return error("cannot restore: %s%s", why, "");
+		if (snapshot_vm_restore(&vm, &snap, why, sizeof(why)) < 0)
+			return error("cannot restore: %s%s", why, "");
+		snapshot_close(&snap);
+		timing_mark(vm.timing, "state restored");
+	} else if ((e = boot(&vm, &o, cmdline, sizeof(cmdline), kernel, klen, initrd, ilen, why,
+	                     sizeof(why))) < 0) {
+		return error("%s%s", why, "");
 	}
-	struct boot_image img = {.kernel = kernel,
-	                         .kernel_len = klen,
-	                         .initrd = initrd,
-	                         .initrd_len = ilen,
-	                         .cmdline = cmdline};
-	struct boot_entry be;
-	if (boot_load(&vm.gm, &img, &be, why, sizeof(why)) < 0)
-		return error("loading %s: %s", o.kernel, why);
-	timing_mark(vm.timing, "kernel loaded");
-	unload_file(kernel, klen, kmapped);
+	if (kernel)
+		unload_file(kernel, klen, kmapped);
 	if (initrd)
 		unload_file(initrd, ilen, imapped);
-	if (vm_set_pvh_entry(&vm, be.entry, be.start_info, why, sizeof(why)) < 0)
-		return error("setting up the boot vCPU: %s%s", why, "");
 	if (vm_start(&vm) < 0)
 		return error("%s%s", vm.stop_why, "");
 
 	timing_memory(vm.timing, &vm.gm, "at the start");
 	while (atomic_load(&vm.stop) == VM_RUNNING) {
-		struct pollfd p[2] = {{.fd = sfd, .events = POLLIN},
-		                      {.fd = vm.stop_efd, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		struct pollfd p[3] = {{.fd = sfd, .events = POLLIN},
+		                      {.fd = vm.stop_efd, .events = POLLIN},
+		                      {.fd = vm.snap_efd, .events = POLLIN}};
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
 			break;
+		if (p[2].revents & POLLIN) {
+			/* every vCPU is parked with its state saved */
+			if (vs)
+				vsock_snapshot_prepare(vs);
+			if (vm.park_error)
+				vm_request_stop(&vm, VM_STOP_VMM_ERROR,
+				                "snapshot: a vCPU's state is missing");
+			else if (snapshot_write(&vm, shape, o.snapshot_to, why, sizeof(why)) < 0)
+				vm_request_stop(&vm, VM_STOP_VMM_ERROR, "snapshot: %s", why);
+			else
+				vm_request_stop(&vm, VM_STOP_REQUESTED, "snapshot written to %s",
+				                o.snapshot_to);
+		}
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si))

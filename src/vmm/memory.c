@@ -9,6 +9,11 @@
 
 int gm_init(struct gm *gm, uint64_t ram_size)
 {
+	return gm_init_file(gm, ram_size, -1, 0);
+}
+
+int gm_init_file(struct gm *gm, uint64_t ram_size, int fd, uint64_t off)
+{
 	memset(gm, 0, sizeof(*gm));
 	if (ram_size < MIN_RAM || ram_size > MAX_RAM || ram_size % (2ULL << 20))
 		return -EINVAL;
@@ -16,8 +21,13 @@ int gm_init(struct gm *gm, uint64_t ram_size)
 	uint64_t sizes[2] = {low, ram_size - low};
 	uint64_t gpas[2] = {0, GM_HOLE_END};
 	for (int i = 0; i < 2 && sizes[i]; i++) {
-		void *p = mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
-		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		/* from a snapshot: private, so pages stay shared with every other
+		 * sandbox of it until this guest writes them */
+		void *p = fd < 0 ? mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
+		                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+		                 : mmap(NULL, sizes[i], PROT_READ | PROT_WRITE,
+		                        MAP_PRIVATE | MAP_NORESERVE, fd,
+		                        (off_t)(off + (i ? sizes[0] : 0)));
 		if (p == MAP_FAILED) {
 			int e = -errno;
 			gm_destroy(gm);

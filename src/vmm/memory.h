@@ -32,6 +32,10 @@ struct gm {
  * multiple of 2 MiB, or above 64 GiB).
  */
 int gm_init(struct gm *gm, uint64_t ram_size);
+/* The same layout with RAM mapped MAP_PRIVATE from @fd at @off (page
+ * aligned; RAM in guest-physical order), for a restore. */
+int gm_init_file(struct gm *gm, uint64_t ram_size, int fd, uint64_t off);
+
 void gm_destroy(struct gm *gm);
 
 /*

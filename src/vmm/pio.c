@@ -4,6 +4,7 @@
  * legacy ports a PC kernel pokes, which read as absent.
  */
 #include "vm.h"
+#include "snapshot.h"
 
 #include <string.h>
 
@@ -16,6 +17,10 @@ static void pio_out(struct vm *vm, uint16_t port, uint8_t v)
 {
 	if (port >= SERIAL_BASE && port < SERIAL_BASE + SERIAL_LEN) {
 		serial_out(&vm->serial, port - SERIAL_BASE, v);
+		return;
+	}
+	if (port == SNAPSHOT_PORT) {
+		vm_request_park(vm); /* a no-op unless this VM is one to snapshot */
 		return;
 	}
 	if (port == I8042_COMMAND && v == I8042_RESET) {

@@ -121,12 +121,23 @@ static int write_all(int fd, const uint8_t *p, size_t len)
 	return 0;
 }
 
-int snapw_commit(struct snap_writer *w, const char *path)
+int snapw_finish(struct snap_writer *w, uint8_t **buf, size_t *len)
 {
 	if (w->err)
 		return w->err;
 	put32(w->buf + H_NSEC, w->nsections);
 	put32(w->buf + H_CRC, snap_crc32(w->buf, H_CRC));
+	*buf = w->buf;
+	*len = w->len;
+	return 0;
+}
+
+int snapw_commit(struct snap_writer *w, const char *path)
+{
+	uint8_t *buf;
+	size_t blen;
+	if (snapw_finish(w, &buf, &blen))
+		return w->err;
 	char tmp[4096], dir[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp) ||
 	    snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))

@@ -42,6 +42,10 @@ int snapw_init(struct snap_writer *w, const uint8_t shape[SNAP_SHAPE_SIZE], uint
 /* Appends a section. Errors are kept in w->err and returned by commit. */
 void snapw_add(struct snap_writer *w, uint32_t type, uint32_t id, const void *p, uint32_t len);
 
+/* Finishes the header; *buf and *len then hold the whole state file (owned
+ * by @w). Returns 0 or w->err. */
+int snapw_finish(struct snap_writer *w, uint8_t **buf, size_t *len);
+
 /* Finishes the header and writes the file to @path the safe way: a
  * temporary name in the same directory, fsync, rename, fsync of the
  * directory. Returns 0 or a negative errno (a full disk leaves no file). */

@@ -1,5 +1,6 @@
 #include "vm.h"
 #include "timing.h"
+#include "snapshot.h"
 #include "boot.h"
 #include "mptable.h"
 
@@ -80,9 +81,47 @@ void vm_request_stop(struct vm *vm, enum vm_stop reason, const char *fmt, ...)
 	for (int i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
+	pthread_mutex_lock(&vm->park_lock);
+	pthread_cond_broadcast(&vm->park_cond);
+	pthread_mutex_unlock(&vm->park_lock);
 	uint64_t one = 1;
 	ssize_t w = write(vm->stop_efd, &one, sizeof(one));
 	(void)w;
+}
+
+void vm_request_park(struct vm *vm)
+{
+	int expected = 0;
+	if (!vm->snapshot_to || !atomic_compare_exchange_strong(&vm->park_req, &expected, 1))
+		return;
+	for (int i = 0; i < vm->ncpus; i++)
+		if (vm->vcpus[i].started)
+			pthread_kill(vm->vcpus[i].thread, VCPU_KICK_SIGNAL);
+}
+
+/* In a vCPU thread: let KVM finish the exit it is in (an OUT's or MMIO's
+ * completion happens on the next KVM_RUN; immediate_exit makes that run
+ * return at once), save the state, and wait for the end. */
+static void park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	v->run->immediate_exit = 1;
+	ioctl(v->fd, KVM_RUN, 0);
+	v->run->immediate_exit = 0;
+	char why[128];
+	int e = snapshot_vcpu_get(v, &vm->saved[v->id], why, sizeof(why));
+	if (e)
+		fprintf(stderr, "msb-vmm: snapshot of vCPU %d: %s\n", v->id, why);
+	pthread_mutex_lock(&vm->park_lock);
+	vm->park_error |= e != 0;
+	if (++vm->parked == vm->ncpus) {
+		uint64_t one = 1;
+		ssize_t w = write(vm->snap_efd, &one, sizeof(one));
+		(void)w;
+	}
+	while (atomic_load(&vm->stop) == VM_RUNNING)
+		pthread_cond_wait(&vm->park_cond, &vm->park_lock);
+	pthread_mutex_unlock(&vm->park_lock);
 }
 
 static int set_lapic(int fd)
@@ -161,8 +200,11 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
 	vm->kvm_fd = kvm_fd;
 	vm->vm_fd = -1;
 	vm->stop_efd = -1;
+	vm->snap_efd = -1;
 	atomic_init(&vm->stop, VM_RUNNING);
 	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_mutex_init(&vm->park_lock, NULL);
+	pthread_cond_init(&vm->park_cond, NULL);
 	serial_init(&vm->serial, c->serial_fd);
 	if (c->ncpus < 1 || c->ncpus > VM_MAX_CPUS) {
 		snprintf(why, wl, "--cpus must be 1..%d", VM_MAX_CPUS);
@@ -173,9 +215,12 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
 		vm->vcpus[i].fd = -1;
 
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC);
-	if (vm->stop_efd < 0)
+	vm->snap_efd = eventfd(0, EFD_CLOEXEC);
+	if (vm->stop_efd < 0 || vm->snap_efd < 0)
 		return failf(why, wl, errno, "eventfd");
-	int e = gm_init(&vm->gm, c->mem_bytes);
+	int e = c->restore_fd >= 0
+	            ? gm_init_file(&vm->gm, c->mem_bytes, c->restore_fd, c->restore_off)
+	            : gm_init(&vm->gm, c->mem_bytes);
 	if (e)
 		return failf(why, wl, -e, "guest memory (16 MiB..64 GiB, a multiple of 2 MiB)");
 	vm->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, 0);
@@ -212,7 +257,8 @@ int vm_create(struct vm *vm, int kvm_fd, const struct vm_config *c, char *why, s
 	if ((e = evloop_init(&vm->loop)))
 		return failf(why, wl, -e, "the event loop");
 	vm->loop_ready = 1;
-	if ((e = mptable_write(&vm->gm, vm->ncpus)))
+	/* a restored guest's memory already holds its tables */
+	if (c->restore_fd < 0 && (e = mptable_write(&vm->gm, vm->ncpus)))
 		return failf(why, wl, -e, "writing the MP table");
 	for (int i = 0; i < vm->ncpus; i++)
 		if ((e = setup_vcpu(vm, i, why, wl)))
@@ -354,6 +400,10 @@ static void *vcpu_thread(void *arg)
 	if (v->id == 0 && vm->timing)
 		timing_mark(vm->timing, "first guest instruction");
 	while (atomic_load(&vm->stop) == VM_RUNNING) {
+		if (atomic_load(&vm->park_req)) {
+			park(v);
+			break;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;
@@ -449,5 +499,11 @@ void vm_destroy(struct vm *vm)
 	gm_destroy(&vm->gm);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
+	if (vm->snap_efd >= 0)
+		close(vm->snap_efd);
+	for (int i = 0; i < VM_MAX_CPUS; i++)
+		free(vm->saved[i]);
 	pthread_mutex_destroy(&vm->io_lock);
+	pthread_mutex_destroy(&vm->park_lock);
+	pthread_cond_destroy(&vm->park_cond);
 }

@@ -47,6 +47,7 @@ enum vm_stop {
 };
 
 struct vmm_timing;
+struct vcpu_state;
 
 struct vm {
 	int kvm_fd, vm_fd;
@@ -65,13 +66,30 @@ struct vm {
 	int ndevs;
 	struct vm_kick kicks[VM_MAX_DEVS][VIRTIO_MAX_QUEUES];
 	struct vmm_timing *timing; /* owned by main; NULL when off */
+
+	/* Snapshots: with snapshot_to set, the guest's write to SNAPSHOT_PORT
+	 * parks every vCPU; each saves its own state into saved[] and the last
+	 * one signals snap_efd, on which main writes the file. */
+	const char *snapshot_to;
+	struct vcpu_state *saved[VM_MAX_CPUS];
+	pthread_mutex_t park_lock;
+	pthread_cond_t park_cond;
+	_Atomic int park_req;
+	int parked;     /* under park_lock */
+	int park_error; /* a vCPU could not read its state */
+	int snap_efd;
 };
 
 struct vm_config {
 	uint64_t mem_bytes;
 	int ncpus;
 	int serial_fd;
+	int restore_fd;       /* >= 0: guest RAM comes from this snapshot file */
+	uint64_t restore_off; /* where in it */
 };
+
+/* Parks every vCPU for a snapshot (from a vCPU thread, under io_lock). */
+void vm_request_park(struct vm *vm);
 
 /* Creates the VM (memory, irqchip, PIT, vCPUs with CPUID/MSRs/LAPIC) on
  * an open /dev/kvm. Returns 0 or a negative errno with @why set. */

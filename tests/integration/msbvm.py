@@ -21,7 +21,8 @@ class Err(Structure):
 class VmOpts(Structure):
     _fields_ = [("size", c_size_t), ("kernel", c_char_p), ("initrd", c_char_p),
                 ("mem_mib", c_uint), ("cpus", c_uint), ("boot_timeout_ms", c_int),
-                ("name", c_char_p), ("vmm_args", c_void_p)]
+                ("name", c_char_p), ("vmm_args", c_void_p), ("restore_from", c_char_p),
+                ("snapshot_to", c_char_p)]
 
 
 class ExecOpts(Structure):
@@ -54,6 +55,7 @@ def _lib():
         "msb_vm_pid": (c_int, [c_void_p]),
         "msb_vm_ping": (c_int, [c_void_p, c_int, POINTER(Err)]),
         "msb_vm_stop": (c_int, [c_void_p, c_int, POINTER(Err)]),
+        "msb_vm_snapshot": (c_int, [c_void_p, c_int, POINTER(Err)]),
         "msb_vm_destroy": (None, [c_void_p]),
         "msb_exec_start": (c_int, [c_void_p, POINTER(ExecOpts), POINTER(c_void_p),
                                    POINTER(Err)]),
@@ -144,11 +146,14 @@ class Exec:
 
 
 class VM:
-    def __init__(self, mem_mib=256, cpus=1, kernel=None, initrd=None, timeout_ms=0):
+    def __init__(self, mem_mib=256, cpus=1, kernel=None, initrd=None, timeout_ms=0,
+                 restore_from=None, snapshot_to=None):
         o = VmOpts(size=ctypes.sizeof(VmOpts), mem_mib=mem_mib, cpus=cpus,
                    boot_timeout_ms=timeout_ms, name=b"test",
                    kernel=str(kernel).encode() if kernel else None,
-                   initrd=str(initrd).encode() if initrd else None)
+                   initrd=str(initrd).encode() if initrd else None,
+                   restore_from=str(restore_from).encode() if restore_from else None,
+                   snapshot_to=str(snapshot_to).encode() if snapshot_to else None)
         h, err = c_void_p(), Err()
         _check(LIB.msb_vm_start(byref(o), byref(h), byref(err)), err)
         self.h = h
@@ -190,6 +195,10 @@ class VM:
             return x.wait(), out, err
         finally:
             x.free()
+
+    def snapshot(self, timeout_ms=300000):
+        err = Err()
+        _check(LIB.msb_vm_snapshot(self.h, timeout_ms, byref(err)), err)
 
     def stop(self, timeout_ms=120000):
         err = Err()

@@ -36,7 +36,8 @@ static void test_builds_command(void **state)
 {
 	(void)state;
 	const char *argv[] = {"/bin/msb-kvm-smoke", "--guest", "/files/guest", NULL};
-	const struct msb_vm_file files[] = {{"guest", "/share/guest.bin"}, {"disk", "/d.img"}};
+	const struct msb_vm_file files[] = {{"guest", "/share/guest.bin", 0},
+	                                    {"disk", "/d.img", 1}};
 	struct phost_cmd c = base(argv, files, 2);
 	struct argbuf a;
 	struct msb_err err = {0};
@@ -49,11 +50,12 @@ static void test_builds_command(void **state)
 	assert_string_equal(arg_after(&a, "-append", 0),
 	                    "console=ttyS0 panic=-1 reboot=t quiet -- -f guest -f disk --run "
 	                    "/bin/msb-kvm-smoke --guest /files/guest");
-	/* shared files are read-only disks whose serial is their name */
+	/* shared files are disks whose serial is their name, read-only unless
+	 * the program is to write them (a snapshot) */
 	assert_string_equal(arg_after(&a, "-drive", 0),
 	                    "if=none,id=file0,format=raw,readonly=on,file=/share/guest.bin");
 	assert_string_equal(arg_after(&a, "-drive", 1),
-	                    "if=none,id=file1,format=raw,readonly=on,file=/d.img");
+	                    "if=none,id=file1,format=raw,readonly=off,file=/d.img");
 	int found = 0;
 	for (int i = 0; i < a.argc; i++)
 		found += !strcmp(a.argv[i], "virtio-blk-pci,drive=file1,serial=disk");
@@ -66,7 +68,7 @@ static void test_vsock_relay(void **state)
 {
 	(void)state;
 	const char *argv[] = {"/bin/msb-vmm", "--kernel", "/files/kernel", NULL};
-	const struct msb_vm_file files[] = {{"kernel", "/k"}};
+	const struct msb_vm_file files[] = {{"kernel", "/k", 0}};
 	struct phost_cmd c = base(argv, files, 1);
 	c.vsock_port = 1024;
 	struct argbuf a;
@@ -98,20 +100,20 @@ static void test_rejects_unsafe(void **state)
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
 	const char *ok[] = {"/bin/x", NULL};
-	const struct msb_vm_file comma[] = {{"f", "/a,b"}};
+	const struct msb_vm_file comma[] = {{"f", "/a,b", 0}};
 	c = base(ok, comma, 1);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
-	const struct msb_vm_file twice[] = {{"f", "/a"}, {"f", "/b"}};
+	const struct msb_vm_file twice[] = {{"f", "/a", 0}, {"f", "/b", 0}};
 	c = base(ok, twice, 2);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "twice"));
 
-	const struct msb_vm_file badname[] = {{"../x", "/a"}};
+	const struct msb_vm_file badname[] = {{"../x", "/a", 0}};
 	c = base(ok, badname, 1);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
-	const struct msb_vm_file longname[] = {{"a23456789012345678901", "/a"}};
+	const struct msb_vm_file longname[] = {{"a23456789012345678901", "/a", 0}};
 	c = base(ok, longname, 1);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 

@@ -390,6 +390,57 @@ static void test_mmio_bad_queue_fails_device(void **state)
 	gm_destroy(&gm);
 }
 
+/* A device brought to DRIVER_OK with queue 0 set up, as a snapshot sees it. */
+static void bring_up(struct virtio_dev *d)
+{
+	wr(d, 0x070, VIRTIO_STATUS_ACK);
+	wr(d, 0x070, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+	wr(d, 0x024, 1);
+	wr(d, 0x020, 1);
+	wr(d, 0x070, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	set_queue(d, 0, 16);
+	wr(d, 0x070, 0x0f);
+}
+
+static void test_state_save_restore(void **state)
+{
+	(void)state;
+	struct gm gm;
+	struct virtio_dev d, r;
+	setup_dev(&d, &gm);
+	bring_up(&d);
+	d.vq[0].last_avail = 5;
+	d.vq[0].used_idx = 4;
+	struct virtio_dev_state s;
+	virtio_dev_save(&d, &s);
+	virtio_dev_init(&r, &t_ops, NULL, &gm, 0xd0000000, 5);
+	assert_int_equal(virtio_dev_restore(&r, &s), 0);
+	assert_int_equal(r.status, 0x0f);
+	assert_int_equal(r.active, 1);
+	assert_true(r.vq[0].ready);
+	assert_int_equal(r.vq[0].size, 16);
+	assert_int_equal(r.vq[0].last_avail, 5);
+	assert_int_equal(r.vq[0].used_idx, 4);
+	assert_int_equal(r.vq[0].desc_gpa, DESC_GPA);
+
+	/* a saved state is checked like a driver's writes */
+	struct virtio_dev_state bad;
+	bad = s, bad.device_id = 2;
+	assert_int_equal(virtio_dev_restore(&r, &bad), -EINVAL);
+	assert_int_equal(r.status, 0); /* left reset */
+	bad = s, bad.nqueues = 3;
+	assert_int_equal(virtio_dev_restore(&r, &bad), -EINVAL);
+	bad = s, bad.q[0].size = 12; /* not a power of two */
+	assert_int_equal(virtio_dev_restore(&r, &bad), -EINVAL);
+	bad = s, bad.q[0].size = 128; /* above the device's maximum */
+	assert_int_equal(virtio_dev_restore(&r, &bad), -EINVAL);
+	bad = s, bad.q[0].desc_gpa = RAM - 8; /* ring runs out of RAM */
+	assert_int_equal(virtio_dev_restore(&r, &bad), -EINVAL);
+	bad = s, bad.driver_features = 1ull << 40; /* a feature never offered */
+	assert_int_equal(virtio_dev_restore(&r, &bad), -EINVAL);
+	gm_destroy(&gm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -401,6 +452,7 @@ int main(void)
 	    cmocka_unit_test(test_mmio_good_sequence),
 	    cmocka_unit_test(test_mmio_hostile_driver),
 	    cmocka_unit_test(test_mmio_bad_queue_fails_device),
+	    cmocka_unit_test(test_state_save_restore),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

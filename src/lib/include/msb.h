@@ -63,6 +63,7 @@ int msb_kvm_selftest(const char *kvm_path, char *detail, size_t detail_len);
 struct msb_vm_file {
 	const char *name; /* [A-Za-z0-9_.-]{1,20} (a virtio-blk serial), no leading dot */
 	const char *path; /* host path */
+	int writable;     /* the program may write it (in place: its size is fixed) */
 };
 
 struct msb_vmproc_opts {
@@ -157,6 +158,12 @@ struct msb_vm_opts {
 	/* More msb-vmm flags (NULL-terminated; NULL for none), for debugging
 	 * and benchmarks: e.g. "--timing" logs start-up marks. */
 	const char *const *vmm_args;
+	/* Warm start (docs/design/snapshot.md). restore_from: start from the
+	 * snapshot file at this path instead of booting (kernel and initrd are
+	 * then unused; mem_mib and cpus must be the snapshot's). snapshot_to:
+	 * this VM may be snapshotted with msb_vm_snapshot() into this path. */
+	const char *restore_from;
+	const char *snapshot_to;
 };
 
 struct msb_vm;
@@ -193,6 +200,15 @@ int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
  * with @err set. The VM is unusable afterwards; free it with msb_vm_destroy().
  */
 int msb_vm_stop(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
+
+/*
+ * Snapshots the VM (started with opts.snapshot_to; no command may be
+ * running): the agent closes the connection, msb-vmm saves the VM and ends,
+ * and the file appears at snapshot_to, complete or not at all (written
+ * under a temporary name, synced, renamed). The VM is over afterwards; free
+ * it with msb_vm_destroy(). Returns 0 or a negative errno with @err set.
+ */
+int msb_vm_snapshot(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
 
 /* Kills the VM if it still runs, frees @vm and every exec on it (their
  * pointers become invalid). The log is kept (under $MSB_HOME/log/) when the

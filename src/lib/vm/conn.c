@@ -257,6 +257,29 @@ static int on_bytes(struct msb_vm *vm, const uint8_t *buf, size_t n)
 	return vm->dead ? vm->dead_err.code : 0;
 }
 
+/* The last "msb-vmm: error: ..." line of the VM's log, so a failure says
+ * why without sending people to the log. "" when there is none. */
+static void vmm_error_line(struct msb_vm *vm, char *out, size_t len)
+{
+	out[0] = 0;
+	FILE *f = fopen(msb_vmproc_log(vm->proc), "r");
+	char line[512];
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *tag = "msb-vmm: error: ";
+		if (strncmp(line, tag, strlen(tag)))
+			continue;
+		size_t n = strcspn(line + strlen(tag), "\r\n");
+		n = n < len - 1 ? n : len - 1;
+		memcpy(out, line + strlen(tag), n);
+		out[n] = 0;
+		for (char *c = out; *c; c++) /* the log holds guest output too */
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+	}
+	if (f)
+		fclose(f);
+}
+
 /* The stream ended: say why as precisely as we can. */
 static int on_eof(struct msb_vm *vm, int read_errno)
 {
@@ -268,6 +291,11 @@ static int on_eof(struct msb_vm *vm, int read_errno)
 	int st = msb_vmproc_wait(vm->proc, vm->stopping ? 10000 : 2000, &we);
 	if (st == 0 && vm->stopping)
 		return conn_fail(vm, -ESHUTDOWN, NULL, "the sandbox was shut down");
+	char line[300];
+	if (st == 2)
+		vmm_error_line(vm, line, sizeof(line));
+	if (st == 2 && line[0])
+		return conn_fail(vm, -ECONNRESET, NULL, "the sandbox's VM failed: %s", line);
 	if (st >= 0)
 		return conn_fail(vm, -ECONNRESET, NULL,
 		                 "the sandbox's VM ended (msb-vmm exit status %d: %s)", st,

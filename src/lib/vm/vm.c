@@ -18,6 +18,9 @@
 #define DEFAULT_BOOT_MS    180000
 #define PHOST_OVERHEAD_MIB 512 /* the portable host's own kernel and msb-vmm */
 #define SEED_BYTES         64
+/* a snapshot file holds guest RAM and at most this much more (msb-vmm's
+ * src/vmm/snapshot.c: a header page, 1 MiB of state, 2 MiB alignment) */
+#define SNAPSHOT_EXTRA (8u << 20)
 
 const char *msb_vm_agent(const struct msb_vm *vm)
 {
@@ -63,28 +66,54 @@ static int say_hello(struct msb_vm *vm, struct msb_err *err)
 	return conn_send(vm, PROTO_HELLO, 0, b, (uint32_t)n, err);
 }
 
-/* Where msb-vmm, the kernel and the initramfs are, as the chosen host sees
- * them. */
+/* Where msb-vmm and the files it reads are, on this host and as the chosen
+ * host sees them (inside the portable host: /files/NAME). */
 struct vm_paths {
-	char vmm[4096], kernel[4096], initrd[4096];
-	char kernel_in[4096], initrd_in[4096]; /* inside the host that runs msb-vmm */
+	char vmm[4096];
+	char host[3][4096];
+	char in[3][4096];
+	struct msb_vm_file files[3];
+	size_t nfiles;
 };
 
-static int find_paths(const struct msb_vm_opts *o, enum msb_host_mode mode, struct vm_paths *p,
-                      struct msb_vm_file files[2], struct msb_err *err)
+/* Adds a file msb-vmm reads (or writes); returns its path as msb-vmm sees it. */
+static const char *add_file(struct vm_paths *p, enum msb_host_mode mode, const char *name,
+                            const char *path, int writable)
+{
+	size_t i = p->nfiles++;
+	snprintf(p->host[i], sizeof(p->host[i]), "%s", path);
+	p->files[i] = (struct msb_vm_file){.name = name, .path = p->host[i], .writable = writable};
+	msb_vm_file_path(mode, &p->files[i], p->in[i], sizeof(p->in[i]));
+	return p->in[i];
+}
+
+static int find_vmm(enum msb_host_mode mode, struct vm_paths *p, struct msb_err *err)
+{
+	if (mode == MSB_HOST_PORTABLE)
+		return fs_path(p->vmm, sizeof(p->vmm), "/bin/msb-vmm");
+	char libexec[4000];
+	int e = msb_libexec_dir(libexec, sizeof(libexec));
+	if (e || fs_path(p->vmm, sizeof(p->vmm), "%s/msb-vmm", libexec))
+		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's helper programs");
+	if (access(p->vmm, X_OK) < 0)
+		return err_set(err, -errno, "cannot run %s: %s", p->vmm, strerror(errno));
+	return 0;
+}
+
+/* The kernel and initramfs: the caller's, or msb's own. */
+static int find_boot_files(const struct msb_vm_opts *o, char kernel[4096], char initrd[4096],
+                           struct msb_err *err)
 {
 	char share[4096];
 	int e = msb_share_dir(share, sizeof(share));
 	if (e)
 		return err_set(err, e, "cannot find msb's share directory");
-	if (fs_path(p->kernel, sizeof(p->kernel), "%s", o->kernel ? o->kernel : "") ||
-	    fs_path(p->initrd, sizeof(p->initrd), "%s", o->initrd ? o->initrd : ""))
+	if ((o->kernel ? fs_path(kernel, 4096, "%s", o->kernel)
+	               : fs_path(kernel, 4096, "%s/vmlinux", share)) ||
+	    (o->initrd ? fs_path(initrd, 4096, "%s", o->initrd)
+	               : fs_path(initrd, 4096, "%s/agent.cpio", share)))
 		return err_set(err, -ENAMETOOLONG, "the kernel or initramfs path is too long");
-	if (!o->kernel && fs_path(p->kernel, sizeof(p->kernel), "%s/vmlinux", share))
-		return err_set(err, -ENAMETOOLONG, "the share directory path is too long");
-	if (!o->initrd && fs_path(p->initrd, sizeof(p->initrd), "%s/agent.cpio", share))
-		return err_set(err, -ENAMETOOLONG, "the share directory path is too long");
-	const char *need[] = {p->kernel, p->initrd};
+	const char *need[] = {kernel, initrd};
 	for (int i = 0; i < 2; i++)
 		if (access(need[i], R_OK) < 0)
 			return err_set(err, -errno, "cannot read %s: %s%s", need[i],
@@ -92,19 +121,27 @@ static int find_paths(const struct msb_vm_opts *o, enum msb_host_mode mode, stru
 			               errno == ENOENT && !(i ? o->initrd : o->kernel)
 			                   ? " (build it with ./setup or make)"
 			                   : "");
-	files[0] = (struct msb_vm_file){.name = "kernel", .path = p->kernel};
-	files[1] = (struct msb_vm_file){.name = "initrd", .path = p->initrd};
-	msb_vm_file_path(mode, &files[0], p->kernel_in, sizeof(p->kernel_in));
-	msb_vm_file_path(mode, &files[1], p->initrd_in, sizeof(p->initrd_in));
-	if (mode == MSB_HOST_PORTABLE)
-		return fs_path(p->vmm, sizeof(p->vmm), "/bin/msb-vmm");
-	char libexec[4000];
-	if ((e = msb_libexec_dir(libexec, sizeof(libexec))) ||
-	    fs_path(p->vmm, sizeof(p->vmm), "%s/msb-vmm", libexec))
-		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's helper programs");
-	if (access(p->vmm, X_OK) < 0)
-		return err_set(err, -errno, "cannot run %s: %s", p->vmm, strerror(errno));
 	return 0;
+}
+
+/* A file for msb-vmm to write the snapshot into, sized for @mem_mib (the
+ * portable host shares it as a disk, whose size is fixed). */
+static int make_snapshot_file(struct msb_vm *vm, const char *path, unsigned mem_mib,
+                              struct msb_err *err)
+{
+	size_t n = strlen(path) + 32;
+	vm->snap_path = strdup(path);
+	vm->snap_tmp = malloc(n);
+	if (!vm->snap_path || !vm->snap_tmp)
+		return err_set(err, -ENOMEM, "out of memory");
+	snprintf(vm->snap_tmp, n, "%s.tmp.%d", path, (int)getpid());
+	int fd = open(vm->snap_tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(err, -errno, "cannot create %s: %s", vm->snap_tmp, strerror(errno));
+	/* sparse: only what the guest touched is ever written */
+	int e = ftruncate(fd, (off_t)(((uint64_t)mem_mib << 20) + SNAPSHOT_EXTRA)) < 0 ? -errno : 0;
+	close(fd);
+	return e ? err_set(err, e, "cannot size %s: %s", vm->snap_tmp, strerror(-e)) : 0;
 }
 
 int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_err *err)
@@ -121,28 +158,50 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	if (mem < 64 || mem > (1u << 20))
 		return err_set(err, -EINVAL,
 		               "%u MiB of memory asked for; a sandbox has 64 MiB to 1 TiB", mem);
+	if (o->restore_from && o->snapshot_to)
+		return err_set(err, -EINVAL, "a restored VM cannot be snapshotted again");
 	struct msb_host_choice hc;
 	int e = msb_host_select(&hc, err);
 	if (e)
 		return e;
 	struct vm_paths *p = calloc(1, sizeof(*p));
 	struct msb_vm *vm = calloc(1, sizeof(*vm));
-	struct msb_vm_file files[2];
 	if (!p || !vm) {
 		e = err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	vm->fd = -1;
 	vm->next_id = 1;
-	if ((e = find_paths(o, hc.mode, p, files, err)) < 0)
+	if ((e = find_vmm(hc.mode, p, err)) < 0)
 		goto fail;
 	char memstr[16], cpustr[16];
 	snprintf(memstr, sizeof(memstr), "%u", mem);
 	snprintf(cpustr, sizeof(cpustr), "%u", cpus);
-	const char *argv[32] = {p->vmm,       "--kernel",     p->kernel_in, "--initrd",
-	                        p->initrd_in, "--cpus",       cpustr,       "--memory",
-	                        memstr,       "--serial-log", "-"};
-	size_t argc = 11;
+	const char *argv[40] = {p->vmm, "--cpus", cpustr, "--memory", memstr, "--serial-log", "-"};
+	size_t argc = 7;
+	if (o->restore_from) {
+		if (access(o->restore_from, R_OK) < 0) {
+			e = err_set(err, -errno, "cannot read the snapshot %s: %s", o->restore_from,
+			            strerror(errno));
+			goto fail;
+		}
+		argv[argc++] = "--restore";
+		argv[argc++] = add_file(p, hc.mode, "snapshot", o->restore_from, 0);
+	} else {
+		char kernel[4096], initrd[4096];
+		if ((e = find_boot_files(o, kernel, initrd, err)) < 0)
+			goto fail;
+		argv[argc++] = "--kernel";
+		argv[argc++] = add_file(p, hc.mode, "kernel", kernel, 0);
+		argv[argc++] = "--initrd";
+		argv[argc++] = add_file(p, hc.mode, "initrd", initrd, 0);
+	}
+	if (o->snapshot_to) {
+		if ((e = make_snapshot_file(vm, o->snapshot_to, mem, err)) < 0)
+			goto fail;
+		argv[argc++] = "--snapshot-to";
+		argv[argc++] = add_file(p, hc.mode, "snapshot", vm->snap_tmp, 1);
+	}
 	for (const char *const *a = o->vmm_args; a && *a; a++) {
 		if (argc + 1 >= sizeof(argv) / sizeof(argv[0])) {
 			e = err_set(err, -E2BIG, "too many msb-vmm flags");
@@ -155,8 +214,8 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	    .mode = hc.mode,
 	    .name = o->name ? o->name : "vm",
 	    .argv = argv,
-	    .files = files,
-	    .nfiles = 2,
+	    .files = p->files,
+	    .nfiles = p->nfiles,
 	    /* untouched guest memory costs nothing at either level */
 	    .mem_mib = mem + PHOST_OVERHEAD_MIB,
 	    .stream_vsock_port = PROTO_AGENT_PORT,
@@ -196,6 +255,45 @@ fail:
 	msb_vm_destroy(vm);
 	free(p);
 	return e;
+}
+
+int msb_vm_snapshot(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
+{
+	if (!vm->snap_tmp)
+		return err_set(err, -EINVAL, "this VM was not started with snapshot_to");
+	if (vm->execs)
+		return err_set(err, -EBUSY, "commands still run in the VM");
+	long deadline = deadline_in(timeout_ms);
+	vm->stopping = 1;
+	int e = conn_send(vm, PROTO_SNAPSHOT, 0, NULL, 0, err);
+	while (!e)
+		e = conn_pump(vm, deadline, err);
+	if (e == -ETIMEDOUT || e == -EINTR) {
+		vm->failed = 1;
+		return e == -ETIMEDOUT ? err_set(err, e, "the snapshot did not finish in time") : e;
+	}
+	struct msb_err we = {0};
+	int left = deadline < 0 ? 60000 : (int)(deadline - mono_ms());
+	int st = msb_vmproc_wait(vm->proc, left > 0 ? left : 0, &we);
+	if (st != 0) {
+		vm->failed = 1;
+		return st < 0
+		           ? (err ? (*err = we, st) : st)
+		           : err_set(err, -EIO, "msb-vmm could not write the snapshot; its log: %s",
+		                     msb_vmproc_log(vm->proc));
+	}
+	int fd = open(vm->snap_tmp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0 || rename(vm->snap_tmp, vm->snap_path) < 0) {
+		e = err_set(err, -errno, "cannot store the snapshot at %s: %s", vm->snap_path,
+		            strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return e;
+	}
+	close(fd);
+	free(vm->snap_tmp);
+	vm->snap_tmp = NULL; /* nothing to clean up any more */
+	return 0;
 }
 
 int vm_attach_fd(int fd, int timeout_ms, struct msb_vm **out, struct msb_err *err)
@@ -280,6 +378,10 @@ void msb_vm_destroy(struct msb_vm *vm)
 		msb_vmproc_destroy(vm->proc, vm->failed);
 	else if (vm->fd >= 0)
 		close(vm->fd); /* attached: the fd was handed to us */
+	if (vm->snap_tmp)      /* a snapshot never taken, or cut short */
+		unlink(vm->snap_tmp);
+	free(vm->snap_tmp);
+	free(vm->snap_path);
 	proto_reader_free(&vm->rd);
 	wbuf_free(&vm->wb);
 	free(vm);

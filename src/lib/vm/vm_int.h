@@ -58,6 +58,8 @@ struct msb_vm {
 	unsigned pongs; /* PONGs received */
 	uint32_t next_id;
 	struct msb_exec *execs;
+	char *snap_tmp; /* where msb-vmm writes a snapshot; renamed to snap_path */
+	char *snap_path;
 };
 
 /*

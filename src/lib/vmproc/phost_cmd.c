@@ -151,8 +151,8 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	argbuf_push(a, "virtserialport,bus=vser.0,chardev=stream,name=%s", PHOST_STREAM_NAME);
 	for (size_t i = 0; i < c->nfiles; i++) {
 		argbuf_push(a, "-drive");
-		argbuf_push(a, "if=none,id=file%zu,format=raw,readonly=on,file=%s", i,
-		            c->files[i].path);
+		argbuf_push(a, "if=none,id=file%zu,format=raw,readonly=%s,file=%s", i,
+		            c->files[i].writable ? "off" : "on", c->files[i].path);
 		argbuf_push(a, "-device");
 		argbuf_push(a, "virtio-blk-pci,drive=file%zu,serial=%s", i, c->files[i].name);
 	}

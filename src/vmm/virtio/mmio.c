@@ -284,3 +284,68 @@ void virtio_queue_kick(struct virtio_dev *d, int q)
 		d->ops->notify(d, q);
 	pthread_mutex_unlock(&d->lock);
 }
+
+void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&d->lock);
+	s->device_id = d->ops->device_id;
+	s->nqueues = (uint32_t)d->ops->nqueues;
+	s->status = d->status;
+	s->dev_features_sel = d->dev_features_sel;
+	s->drv_features_sel = d->drv_features_sel;
+	s->queue_sel = d->queue_sel;
+	s->driver_features = d->driver_features;
+	s->isr = __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST);
+	s->config_generation = d->config_generation;
+	s->active = (uint32_t)d->active;
+	for (int i = 0; i < d->ops->nqueues; i++) {
+		const struct vq *q = &d->vq[i];
+		s->q[i] = (struct virtio_queue_state){.desc_gpa = q->desc_gpa,
+		                                      .avail_gpa = q->avail_gpa,
+		                                      .used_gpa = q->used_gpa,
+		                                      .size = q->size,
+		                                      .last_avail = q->last_avail,
+		                                      .used_idx = q->used_idx,
+		                                      .ready = (uint16_t)q->ready,
+		                                      .broken = (uint32_t)q->broken};
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_dev_restore(struct virtio_dev *d, const struct virtio_dev_state *s)
+{
+	int e = 0;
+	pthread_mutex_lock(&d->lock);
+	reset(d);
+	if (s->device_id != d->ops->device_id || s->nqueues != (uint32_t)d->ops->nqueues ||
+	    (s->driver_features & ~d->ops->features) || s->active > 1)
+		e = -EINVAL;
+	for (int i = 0; !e && i < d->ops->nqueues; i++) {
+		struct vq *q = &d->vq[i];
+		const struct virtio_queue_state *qs = &s->q[i];
+		q->size = qs->size;
+		q->desc_gpa = qs->desc_gpa;
+		q->avail_gpa = qs->avail_gpa;
+		q->used_gpa = qs->used_gpa;
+		if (qs->ready && vq_activate(d->gm, q) < 0)
+			e = -EINVAL;
+		q->last_avail = qs->last_avail;
+		q->used_idx = qs->used_idx;
+		q->broken = qs->broken != 0;
+	}
+	if (!e) {
+		d->status = s->status;
+		d->dev_features_sel = s->dev_features_sel;
+		d->drv_features_sel = s->drv_features_sel;
+		d->queue_sel = s->queue_sel;
+		d->driver_features = s->driver_features;
+		d->isr = s->isr;
+		d->config_generation = s->config_generation;
+		d->active = (int)s->active;
+	} else {
+		reset(d);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return e;
+}

@@ -70,6 +70,29 @@ struct virtio_dev {
 	struct vq vq[VIRTIO_MAX_QUEUES];
 };
 
+/* The transport's and queues' state, for snapshots. Plain data. */
+struct virtio_queue_state {
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	uint16_t size, last_avail, used_idx, ready;
+	uint32_t broken, pad;
+};
+
+struct virtio_dev_state {
+	uint32_t device_id, nqueues;
+	uint32_t status, dev_features_sel, drv_features_sel, queue_sel;
+	uint64_t driver_features;
+	uint32_t isr, config_generation, active, pad;
+	struct virtio_queue_state q[VIRTIO_MAX_QUEUES];
+};
+
+/* Copies @d's state out (under its lock). */
+void virtio_dev_save(struct virtio_dev *d, struct virtio_dev_state *s);
+
+/* Sets @d's state from @s, checked as the driver's own writes would be
+ * (device id, queue count, status bits, each ready queue's size and rings
+ * in guest RAM). Returns 0, or -EINVAL and @d reset. */
+int virtio_dev_restore(struct virtio_dev *d, const struct virtio_dev_state *s);
+
 /* Sets @d up for @ops at @base/@irq; the caller wires irqfd and ioeventfds. */
 void virtio_dev_init(struct virtio_dev *d, const struct virtio_ops *ops, void *priv,
                      const struct gm *gm, uint64_t base, uint32_t irq);

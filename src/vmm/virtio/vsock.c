@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -27,7 +28,7 @@
 #define MAX_PKT         (64u << 10)
 #define MAX_CONNS       256
 #define LINE_MAX_LEN    32
-#define FIRST_HOST_PORT 1u << 30 /* local ports of host-initiated connections */
+#define FIRST_HOST_PORT (1u << 30) /* local ports of host-initiated connections */
 
 #define Q_RX 0
 #define Q_TX 1
@@ -529,6 +530,19 @@ static void vsock_reset(struct virtio_dev *d)
 	vs->rx_starved = 0;
 }
 
+void vsock_snapshot_prepare(struct vsock *vs)
+{
+	pthread_mutex_lock(&vs->dev.lock);
+	/* the held rx chain is the last one taken (rx_chain hands it out before
+	 * taking another): give it back to the ring so the restored device
+	 * takes it again instead of leaking the guest's buffer */
+	if (vs->have_held) {
+		vs->dev.vq[Q_RX].last_avail--;
+		vs->have_held = 0;
+	}
+	pthread_mutex_unlock(&vs->dev.lock);
+}
+
 static const struct virtio_ops vsock_ops = {
     .name = "vsock",
     .device_id = 19,
@@ -561,7 +575,12 @@ struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char 
 	}
 	virtio_dev_init(&vs->dev, &vsock_ops, vs, gm, base, irq);
 	vs->loop = loop;
-	vs->next_port = FIRST_HOST_PORT;
+	/* a random start: a VM restored from a snapshot may still know the
+	 * ports of the connection that closed just before it was taken */
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (uint32_t)getpid();
+	vs->next_port = FIRST_HOST_PORT + (r & 0xfffffu) * 16;
 	vs->listen_src.fd = -1;
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (snprintf(vs->path, sizeof(vs->path), "%s", path) >= (int)sizeof(vs->path) ||

@@ -30,6 +30,10 @@ struct virtio_dev *vsock_dev(struct vsock *vs);
 /* Marks each host connection the guest accepts (benchmarks; may be NULL). */
 struct vmm_timing;
 void vsock_set_timing(struct vsock *vs, struct vmm_timing *t);
+/* Before a snapshot (vCPUs parked, no connection open): puts back the rx
+ * buffer the device holds, so the saved queue state is whole. */
+void vsock_snapshot_prepare(struct vsock *vs);
+
 /* Closes every connection and the listener, unlinks the socket. */
 void vsock_destroy(struct vsock *vs);
 

@@ -1,0 +1,107 @@
+"""Warm start: a booted VM snapshotted once, new VMs restored from it.
+
+The snapshot is made once per module (a cold boot and the agent asking the
+VMM for it); every test restores from it. In the portable host the
+snapshot is written to, and restored from, a file the portable host sees
+as a disk.
+"""
+import hashlib
+import os
+import time
+
+import pytest
+
+from conftest import ROOT
+from msbvm import MsbError, VM
+
+INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
+MEM = 256
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    d = tmp_path_factory.mktemp("snap")
+    os.environ["MSB_HOME"] = str(d / "home")
+    path = d / "vm.snap"
+    vm = VM(mem_mib=MEM, initrd=INITRD, snapshot_to=path)
+    try:
+        st, out, _ = vm.run(["echo", "cold"])
+        assert out == b"cold\n"
+        vm.snapshot()
+    finally:
+        vm.destroy()
+    assert path.exists()
+    assert not list(d.glob("vm.snap.tmp.*"))  # the temporary name is gone
+    return path
+
+
+def test_restore_gives_a_working_agent(snapshot):
+    vm = VM(mem_mib=MEM, restore_from=snapshot)
+    try:
+        st, out, err = vm.run(["sh", "-c", "echo warm; exit 4"])
+        assert (st.code, out, err) == (4, b"warm\n", b"")
+        assert vm.stop() == 0
+    finally:
+        vm.destroy()
+
+
+def test_restored_vms_are_independent(snapshot):
+    before = sha256(snapshot)
+    a = VM(mem_mib=MEM, restore_from=snapshot)
+    b = VM(mem_mib=MEM, restore_from=snapshot)
+    try:
+        rnd = "head -c 16 /dev/urandom | od -An -tx1"
+        ra = a.run(["sh", "-c", rnd])[1]
+        rb = b.run(["sh", "-c", rnd])[1]
+        assert ra and rb and ra != rb
+        for v in (a, b):  # the clock is the host's, not the snapshot's
+            assert abs(int(v.run(["date", "+%s"])[1]) - time.time()) < 120
+        # memory one guest writes is its own
+        assert a.run(["sh", "-c", "echo a-was-here > /tmp/mark"])[0].code == 0
+        st, out, _ = b.run(["cat", "/tmp/mark"])
+        assert st.code != 0
+        assert a.run(["cat", "/tmp/mark"])[1] == b"a-was-here\n"
+    finally:
+        a.destroy()
+        b.destroy()
+    assert sha256(snapshot) == before  # the snapshot file never changes
+
+
+def test_cold_and_warm_give_the_same_results(snapshot):
+    cmd = ["sh", "-c", "ls / ; cat /proc/mounts; nproc; id"]
+    warm = VM(mem_mib=MEM, restore_from=snapshot)
+    cold = VM(mem_mib=MEM, initrd=INITRD)
+    try:
+        assert warm.run(cmd)[1:] == cold.run(cmd)[1:]
+    finally:
+        warm.destroy()
+        cold.destroy()
+
+
+def test_corrupted_snapshot_is_refused(snapshot, tmp_path):
+    bad = tmp_path / "bad.snap"
+    data = bytearray(snapshot.read_bytes()[:8 << 20])
+    data[4096 + 200] ^= 0xFF  # inside the state
+    with open(bad, "wb") as f:
+        f.write(data)
+        f.truncate(snapshot.stat().st_size)
+    with pytest.raises(MsbError) as e:
+        VM(mem_mib=MEM, restore_from=bad, timeout_ms=120000)
+    assert "damaged" in e.value.msg, e.value.msg
+
+
+def test_truncated_snapshot_is_refused(snapshot, tmp_path):
+    bad = tmp_path / "short.snap"
+    with open(bad, "wb") as f:
+        f.write(snapshot.read_bytes()[:1 << 20])
+    with pytest.raises(MsbError) as e:
+        VM(mem_mib=MEM, restore_from=bad, timeout_ms=120000)
+    assert "truncated" in e.value.msg or "not a complete" in e.value.msg, e.value.msg
