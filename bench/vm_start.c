@@ -184,6 +184,7 @@ int main(int argc, char **argv)
 	int nrtt = 0;
 	for (int r = 0; r < runs; r++) {
 		struct msb_vm_opts o = {.size = sizeof(o),
+		                        .cold = 1,
 		                        .initrd = initrd,
 		                        .mem_mib = 1024,
 		                        .cpus = 1,

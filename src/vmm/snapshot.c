@@ -11,12 +11,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HDR_PAGE    4096
-#define STATE_MAX   (1u << 20)
-#define MEM_ALIGN   (2u << 20)
-#define MAX_MSRS    256
-#define FILE_MAGIC  "MSBSNAPF"
-#define FILE_VER    1
+#define HDR_PAGE   4096
+#define STATE_MAX  (1u << 20)
+#define MEM_ALIGN  (2u << 20)
+#define MAX_MSRS   256
+#define FILE_MAGIC "MSBSNAPF"
+#define FILE_VER   1
 
 /* Raw KVM structures: the file is only ever read by the same msb-vmm
  * format version on the same kind of host, which the shape checks. */
@@ -76,7 +76,8 @@ int snapshot_vcpu_get(struct vcpu *v, struct vcpu_state **out, char *why, size_t
 	int fd = v->fd, e = 0;
 	if (ioctl(fd, KVM_GET_REGS, &s->regs) < 0 || ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0 ||
 	    ioctl(fd, KVM_GET_XSAVE, &s->xsave) < 0 || ioctl(fd, KVM_GET_XCRS, &s->xcrs) < 0 ||
-	    ioctl(fd, KVM_GET_DEBUGREGS, &s->dregs) < 0 || ioctl(fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
+	    ioctl(fd, KVM_GET_DEBUGREGS, &s->dregs) < 0 ||
+	    ioctl(fd, KVM_GET_LAPIC, &s->lapic) < 0 ||
 	    ioctl(fd, KVM_GET_VCPU_EVENTS, &s->events) < 0 ||
 	    ioctl(fd, KVM_GET_MP_STATE, &s->mp) < 0)
 		e = fail(why, wl, errno, "reading a vCPU's state");
@@ -169,8 +170,8 @@ static int add_vm_sections(struct vm *vm, struct snap_writer *w, char *why, size
 	return w->err ? fail(why, wl, -w->err, "building the state") : 0;
 }
 
-int snapshot_write(struct vm *vm, const uint8_t shape[SNAP_SHAPE_SIZE], const char *path,
-                   char *why, size_t wl)
+int snapshot_write(struct vm *vm, const uint8_t shape[SNAP_SHAPE_SIZE], const char *path, char *why,
+                   size_t wl)
 {
 	struct snap_writer w;
 	if (snapw_init(&w, shape, vm->gm.ram_size) < 0)
@@ -189,7 +190,8 @@ int snapshot_write(struct vm *vm, const uint8_t shape[SNAP_SHAPE_SIZE], const ch
 	                     .version = FILE_VER,
 	                     .state_off = HDR_PAGE,
 	                     .state_len = slen,
-	                     .mem_off = HDR_PAGE + STATE_MAX + MEM_ALIGN - (HDR_PAGE + STATE_MAX) % MEM_ALIGN,
+	                     .mem_off = HDR_PAGE + STATE_MAX + MEM_ALIGN -
+	                                (HDR_PAGE + STATE_MAX) % MEM_ALIGN,
 	                     .mem_len = vm->gm.ram_size};
 	h.crc = snap_crc32(&h, offsetof(struct file_hdr, crc));
 	if (!e && (e = write_memory(&vm->gm, fd, h.mem_off)) < 0)
@@ -227,8 +229,8 @@ int snapshot_open(const char *path, const uint8_t shape[SNAP_SHAPE_SIZE], struct
 	else
 		e = 0;
 	uint8_t *state = e ? NULL : malloc(h.state_len ? h.state_len : 1);
-	if (!e && (!state || pread(in->fd, state, h.state_len, (off_t)h.state_off) !=
-	                         (ssize_t)h.state_len)) {
+	if (!e && (!state ||
+	           pread(in->fd, state, h.state_len, (off_t)h.state_off) != (ssize_t)h.state_len)) {
 		e = -EIO;
 		snprintf(why, wl, "cannot read %s", path);
 	}

@@ -39,8 +39,8 @@ int snapshot_vcpu_get(struct vcpu *v, struct vcpu_state **out, char *why, size_t
  * caller made it large enough (snapshot_file_size()). Returns 0 or a
  * negative errno with @why set.
  */
-int snapshot_write(struct vm *vm, const uint8_t shape[SNAP_SHAPE_SIZE], const char *path,
-                   char *why, size_t wl);
+int snapshot_write(struct vm *vm, const uint8_t shape[SNAP_SHAPE_SIZE], const char *path, char *why,
+                   size_t wl);
 
 /* Bytes a snapshot of @mem_bytes of guest RAM may need. */
 uint64_t snapshot_file_size(uint64_t mem_bytes);

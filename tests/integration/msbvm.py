@@ -22,7 +22,7 @@ class VmOpts(Structure):
     _fields_ = [("size", c_size_t), ("kernel", c_char_p), ("initrd", c_char_p),
                 ("mem_mib", c_uint), ("cpus", c_uint), ("boot_timeout_ms", c_int),
                 ("name", c_char_p), ("vmm_args", c_void_p), ("restore_from", c_char_p),
-                ("snapshot_to", c_char_p)]
+                ("snapshot_to", c_char_p), ("cold", c_int)]
 
 
 class ExecOpts(Structure):
@@ -147,13 +147,14 @@ class Exec:
 
 class VM:
     def __init__(self, mem_mib=256, cpus=1, kernel=None, initrd=None, timeout_ms=0,
-                 restore_from=None, snapshot_to=None):
+                 restore_from=None, snapshot_to=None, cold=False):
         o = VmOpts(size=ctypes.sizeof(VmOpts), mem_mib=mem_mib, cpus=cpus,
                    boot_timeout_ms=timeout_ms, name=b"test",
                    kernel=str(kernel).encode() if kernel else None,
                    initrd=str(initrd).encode() if initrd else None,
                    restore_from=str(restore_from).encode() if restore_from else None,
-                   snapshot_to=str(snapshot_to).encode() if snapshot_to else None)
+                   snapshot_to=str(snapshot_to).encode() if snapshot_to else None,
+                   cold=int(cold))
         h, err = c_void_p(), Err()
         _check(LIB.msb_vm_start(byref(o), byref(h), byref(err)), err)
         self.h = h

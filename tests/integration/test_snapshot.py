@@ -31,7 +31,7 @@ def snapshot(tmp_path_factory):
     d = tmp_path_factory.mktemp("snap")
     os.environ["MSB_HOME"] = str(d / "home")
     path = d / "vm.snap"
-    vm = VM(mem_mib=MEM, initrd=INITRD, snapshot_to=path)
+    vm = VM(mem_mib=MEM, initrd=INITRD, snapshot_to=path, cold=True)
     try:
         st, out, _ = vm.run(["echo", "cold"])
         assert out == b"cold\n"
@@ -78,7 +78,7 @@ def test_restored_vms_are_independent(snapshot):
 def test_cold_and_warm_give_the_same_results(snapshot):
     cmd = ["sh", "-c", "ls / ; cat /proc/mounts; nproc; id"]
     warm = VM(mem_mib=MEM, restore_from=snapshot)
-    cold = VM(mem_mib=MEM, initrd=INITRD)
+    cold = VM(mem_mib=MEM, initrd=INITRD, cold=True)
     try:
         assert warm.run(cmd)[1:] == cold.run(cmd)[1:]
     finally:
@@ -105,3 +105,34 @@ def test_truncated_snapshot_is_refused(snapshot, tmp_path):
     with pytest.raises(MsbError) as e:
         VM(mem_mib=MEM, restore_from=bad, timeout_ms=120000)
     assert "truncated" in e.value.msg or "not a complete" in e.value.msg, e.value.msg
+
+
+def test_warm_start_by_default_uses_one_cached_snapshot(tmp_path):
+    """The default start restores the shape's snapshot, made on first use,
+    reused after, and made again when it is damaged."""
+    os.environ["MSB_HOME"] = str(tmp_path / "home")
+    cache = tmp_path / "home" / "snapshots"
+    a = VM(mem_mib=MEM, initrd=INITRD)
+    try:
+        assert a.run(["echo", "one"])[1] == b"one\n"
+    finally:
+        a.destroy()
+    snaps = list(cache.glob("*/vm.snap"))
+    assert len(snaps) == 1
+    made = snaps[0].stat().st_mtime_ns
+    b = VM(mem_mib=MEM, initrd=INITRD)
+    try:
+        assert b.run(["echo", "two"])[1] == b"two\n"
+    finally:
+        b.destroy()
+    assert snaps[0].stat().st_mtime_ns == made  # reused, not made again
+    with open(snaps[0], "r+b") as f:  # damage the state
+        f.seek(4096 + 300)
+        f.write(b"\xff\xff")
+    c = VM(mem_mib=MEM, initrd=INITRD)
+    try:
+        assert c.run(["echo", "three"])[1] == b"three\n"
+    finally:
+        c.destroy()
+    assert snaps[0].stat().st_mtime_ns != made  # made again
+    assert list(cache.glob("*/vm.snap.tmp.*")) == []

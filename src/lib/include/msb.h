@@ -164,12 +164,18 @@ struct msb_vm_opts {
 	 * this VM may be snapshotted with msb_vm_snapshot() into this path. */
 	const char *restore_from;
 	const char *snapshot_to;
+	/* 0 (default): start from the cached snapshot of this shape (kernel,
+	 * initramfs, VMM, memory, vCPUs), made on first use (seconds, once) in
+	 * $MSB_HOME/snapshots/ and rebuilt when damaged or when an input
+	 * changes. 1: boot the kernel instead. */
+	int cold;
 };
 
 struct msb_vm;
 
 /*
- * Boots a VM and waits until its agent is ready: connected, protocol agreed,
+ * Starts a VM, from its shape's snapshot unless opts->cold (see there), and
+ * waits until its agent is ready: connected, protocol agreed,
  * clock set from the host's and the guest's random pool seeded with host
  * entropy. Returns 0 and *out (free with msb_vm_destroy()), or a negative
  * errno with @err set: -EINVAL for bad options, -ENOENT for a missing kernel

@@ -144,6 +144,31 @@ static int make_snapshot_file(struct msb_vm *vm, const char *path, unsigned mem_
 	return e ? err_set(err, e, "cannot size %s: %s", vm->snap_tmp, strerror(-e)) : 0;
 }
 
+/* The default start: restore this shape's cached snapshot, made first if
+ * needed. A snapshot that fails to restore (damaged, or from a VMM that
+ * changed in place) is dropped and made again, once. */
+static int start_warm(const struct msb_vm_opts *o, enum msb_host_mode mode, unsigned mem,
+                      unsigned cpus, struct msb_vm **out, struct msb_err *err)
+{
+	char kernel[4096], initrd[4096], path[4096];
+	int e = find_boot_files(o, kernel, initrd, err);
+	if (e || (e = snapcache_path(mode, kernel, initrd, mem, cpus, path, sizeof(path), err)))
+		return e;
+	struct msb_vm_opts r = *o;
+	r.mem_mib = mem;
+	r.cpus = cpus;
+	for (int attempt = 0;; attempt++) {
+		if ((e = snapcache_ensure(&r, path, err)))
+			return e;
+		r.restore_from = path;
+		if ((e = msb_vm_start(&r, out, err)) == 0 || attempt || e == -ETIMEDOUT ||
+		    e == -EINTR)
+			return e;
+		unlink(path);
+		r.restore_from = NULL;
+	}
+}
+
 int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_err *err)
 {
 	*out = NULL;
@@ -164,6 +189,8 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	int e = msb_host_select(&hc, err);
 	if (e)
 		return e;
+	if (!o->cold && !o->restore_from && !o->snapshot_to)
+		return start_warm(o, hc.mode, mem, cpus, out, err);
 	struct vm_paths *p = calloc(1, sizeof(*p));
 	struct msb_vm *vm = calloc(1, sizeof(*vm));
 	if (!p || !vm) {

@@ -95,6 +95,13 @@ void exec_destroy(struct msb_exec *x);
  * the host. Waits for the agent's HELLO; sends no clock or entropy. */
 int vm_attach_fd(int fd, int timeout_ms, struct msb_vm **out, struct msb_err *err);
 
+/* The warm-start cache (snapcache.c). snapcache_path: where the snapshot
+ * of this shape lives. snapcache_ensure: makes it (cold boot, snapshot)
+ * unless it exists, once across processes. */
+int snapcache_path(enum msb_host_mode mode, const char *kernel, const char *initrd, unsigned mem,
+                   unsigned cpus, char *path, size_t len, struct msb_err *err);
+int snapcache_ensure(const struct msb_vm_opts *o, const char *path, struct msb_err *err);
+
 /* A deadline @timeout_ms from now, or -1 for none (timeout < 0). */
 long deadline_in(int timeout_ms);
 
