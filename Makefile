@@ -171,6 +171,10 @@ $(B)/bench/phost_start: bench/phost_start.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 
+$(B)/bench/warm_start: bench/warm_start.c $(B)/lib/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^
+
 $(B)/bench/vm_start: bench/vm_start.c bench/qemu_compare.c bench/qemu_compare.h $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^)
@@ -187,10 +191,11 @@ $(B)/bench/msb-bench-compare: bench/phost_compare.c src/lib/vmproc/vsock_uds.c \
 phost-bench: phost $(B)/bench/msb-bench-compare
 	phost/build-bench-image $(B) $(B)/share/msb
 
-bench: all phost-bench $(B)/bench/phost_start $(B)/bench/vm_start \
+bench: all phost-bench $(B)/bench/phost_start $(B)/bench/vm_start $(B)/bench/warm_start \
 		$(B)/bench/msb-bench-compare $(B)/tests/guest/agent-test.cpio
 	$(B)/bench/phost_start
 	$(B)/bench/vm_start
+	$(B)/bench/warm_start
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

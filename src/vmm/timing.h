@@ -19,9 +19,11 @@ long timing_now_us(void);
 /* "msb-vmm: timing: EVENT at N us". No-op when off or @t is NULL. */
 void timing_mark(struct vmm_timing *t, const char *event);
 
-/* "msb-vmm: timing: memory WHEN: rss_kib=R guest_kib=G vmm_kib=R-G": the
- * process's resident memory, the part of it that is guest RAM the guest
- * touched (mincore), and the rest, which is what the VMM itself costs. */
+/* "msb-vmm: timing: memory WHEN: rss_kib=R guest_kib=G vmm_kib=R-G
+ * private_kib=P": the process's resident memory, the part of it that is
+ * guest RAM the guest touched (mincore), the rest (what the VMM itself
+ * costs), and what of it is private to this process (not shared with a
+ * snapshot's page cache or another VMM). */
 void timing_memory(struct vmm_timing *t, const struct gm *gm, const char *when);
 
 #endif

@@ -49,15 +49,14 @@ static int vmm_identity(enum msb_host_mode mode, char *out, size_t len, struct m
 	char dir[4000];
 	int e = mode == MSB_HOST_PORTABLE ? msb_share_dir(dir, sizeof(dir))
 	                                  : msb_libexec_dir(dir, sizeof(dir));
-	if (e || fs_path(out, len, mode == MSB_HOST_PORTABLE ? "%s/phost/initramfs.cpio"
-	                                                      : "%s/msb-vmm",
-	                 dir))
+	if (e || fs_path(out, len,
+	                 mode == MSB_HOST_PORTABLE ? "%s/phost/initramfs.cpio" : "%s/msb-vmm", dir))
 		return err_set(err, e ? e : -ENAMETOOLONG, "cannot find msb's files");
 	return 0;
 }
 
-int snapcache_path(enum msb_host_mode mode, const char *kernel, const char *initrd,
-                   unsigned mem, unsigned cpus, char *path, size_t len, struct msb_err *err)
+int snapcache_path(enum msb_host_mode mode, const char *kernel, const char *initrd, unsigned mem,
+                   unsigned cpus, char *path, size_t len, struct msb_err *err)
 {
 	char vmm[4096], shape[64], home[4000];
 	int e = vmm_identity(mode, vmm, sizeof(vmm), err);
