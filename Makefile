@@ -209,5 +209,10 @@ $(B)/fuzz/fuzz_proto: tests/fuzz/fuzz_proto.c $(PROTO_SRCS)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
 
-fuzz: $(B)/fuzz/fuzz_proto
+$(B)/fuzz/fuzz_snapfile: tests/fuzz/fuzz_snapfile.c src/vmm/snapfile.c
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
+
+fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile
 	$(B)/fuzz/fuzz_proto -max_total_time=60
+	$(B)/fuzz/fuzz_snapfile -max_total_time=60

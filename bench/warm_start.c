@@ -69,7 +69,8 @@ static int read_marks(const char *log, struct sample *s)
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "msb-vmm: timing: state restored at %ld us", &us) == 1)
 			s->restored = (double)us / 1e3;
-		else if (sscanf(line, "msb-vmm: timing: the guest accepted a host connection at %ld us",
+		else if (sscanf(line,
+		                "msb-vmm: timing: the guest accepted a host connection at %ld us",
 		                &us) == 1 &&
 		         s->ready < 0)
 			s->ready = (double)us / 1e3;
@@ -183,18 +184,19 @@ int main(int argc, char **argv)
 		fprintf(stderr, "warm_start: cannot write %s: %s\n", path, strerror(errno));
 		return 1;
 	}
-	fprintf(f,
-	        "{\n  \"bench\": \"warm_start\",\n  \"host_mode\": \"%s\",\n  \"time\": \"%s\",\n"
-	        "  \"runs\": %d,\n  \"guest\": {\"mem_mib\": 1024, \"cpus\": 1},\n"
-	        "  \"first_use_ms\": %.0f,\n"
-	        "  \"cold\": {\"start_ms\": %.1f, \"ready_ms\": {\"median\": %.1f, \"p90\": %.1f}, "
-	        "\"first_exec_ms\": %.2f, \"private_kib\": %.0f},\n"
-	        "  \"restore\": {\"start_ms\": %.1f, \"ready_ms\": {\"median\": %.1f, \"p90\": %.1f}, "
-	        "\"setup_and_load_ms\": %.1f, \"first_exec_ms\": %.2f, \"private_kib\": %.0f}\n}\n",
-	        mode, stamp, runs, prepare, pctl(c_start, runs, 50), pctl(c_ready, runs, 50),
-	        pctl(c_ready, runs, 90), pctl(c_first, runs, 50), pctl(c_priv, runs, 50),
-	        pctl(w_start, runs, 50), pctl(w_ready, runs, 50), pctl(w_ready, runs, 90),
-	        pctl(w_restored, runs, 50), pctl(w_first, runs, 50), pctl(w_priv, runs, 50));
+	fprintf(
+	    f,
+	    "{\n  \"bench\": \"warm_start\",\n  \"host_mode\": \"%s\",\n  \"time\": \"%s\",\n"
+	    "  \"runs\": %d,\n  \"guest\": {\"mem_mib\": 1024, \"cpus\": 1},\n"
+	    "  \"first_use_ms\": %.0f,\n"
+	    "  \"cold\": {\"start_ms\": %.1f, \"ready_ms\": {\"median\": %.1f, \"p90\": %.1f}, "
+	    "\"first_exec_ms\": %.2f, \"private_kib\": %.0f},\n"
+	    "  \"restore\": {\"start_ms\": %.1f, \"ready_ms\": {\"median\": %.1f, \"p90\": %.1f}, "
+	    "\"setup_and_load_ms\": %.1f, \"first_exec_ms\": %.2f, \"private_kib\": %.0f}\n}\n",
+	    mode, stamp, runs, prepare, pctl(c_start, runs, 50), pctl(c_ready, runs, 50),
+	    pctl(c_ready, runs, 90), pctl(c_first, runs, 50), pctl(c_priv, runs, 50),
+	    pctl(w_start, runs, 50), pctl(w_ready, runs, 50), pctl(w_ready, runs, 90),
+	    pctl(w_restored, runs, 50), pctl(w_first, runs, 50), pctl(w_priv, runs, 50));
 	fclose(f);
 	printf("wrote %s\n", path);
 	return 0;
