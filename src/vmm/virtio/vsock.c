@@ -70,7 +70,6 @@ struct vsock {
 	struct evloop *loop;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ev_source listen_src;
-	struct ev_source kick_src[2];
 	struct conn *conns[MAX_CONNS];
 	uint32_t next_port;
 	int rx_starved;
@@ -488,16 +487,6 @@ static void vsock_notify(struct virtio_dev *d, int q)
 	after_io(vs);
 }
 
-static void on_kick(struct ev_source *s, uint32_t events)
-{
-	(void)events;
-	uint64_t v;
-	ssize_t r = read(s->fd, &v, sizeof(v));
-	(void)r;
-	struct vsock *vs = *(struct vsock **)(s + 1);
-	(void)vs;
-}
-
 static void on_accept(struct ev_source *s, uint32_t events)
 {
 	(void)events;
@@ -608,7 +597,6 @@ struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char 
 		free(vs);
 		return NULL;
 	}
-	(void)on_kick;
 	return vs;
 }
 
