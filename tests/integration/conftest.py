@@ -38,3 +38,16 @@ def env(tmp_path):
 def msb(env, *args, timeout=300, **kw):
     return subprocess.run([str(MSB), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, **kw)
+
+
+def children():
+    """The pids (as strings) of this process's children."""
+    me = str(os.getpid())
+    kids = set()
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == me:
+                kids.add(p)
+        except OSError:
+            pass
+    return kids

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, children
 import msbvm
 from msbvm import MSB_STDERR, MSB_STDOUT, MsbError, VM
 
@@ -213,18 +213,6 @@ def test_guest_poweroff_ends_the_vmm_with_status_0(env):
         assert v.stop() == 0
     finally:
         v.destroy()
-
-
-def children():
-    me = str(os.getpid())
-    kids = set()
-    for p in os.listdir("/proc"):
-        try:
-            if p.isdigit() and open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[1] == me:
-                kids.add(p)
-        except OSError:
-            pass
-    return kids
 
 
 def test_killing_the_vmm_leaves_no_process(env):

@@ -7,11 +7,13 @@ as a disk.
 """
 import hashlib
 import os
+import signal
+import threading
 import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, children
 from msbvm import MsbError, VM
 
 INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
@@ -136,3 +138,40 @@ def test_warm_start_by_default_uses_one_cached_snapshot(tmp_path):
         c.destroy()
     assert snaps[0].stat().st_mtime_ns != made  # made again
     assert list(cache.glob("*/vm.snap.tmp.*")) == []
+
+
+def test_killed_during_restore_leaves_no_process(snapshot):
+    """The process holding the VM (msb-vmm, or the portable host's QEMU) is
+    killed while msb_vm_start() starts it from the snapshot: a clear error,
+    and nothing left."""
+    before = children()
+    done = threading.Event()
+
+    def killer():
+        while not done.is_set():
+            new = children() - before
+            if new:
+                time.sleep(0.3)  # into the start, before the agent answers
+                for p in new:
+                    try:
+                        os.kill(int(p), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                return
+            time.sleep(0.005)
+
+    t = threading.Thread(target=killer)
+    t.start()
+    try:
+        with pytest.raises(MsbError) as e:
+            vm = VM(mem_mib=MEM, restore_from=snapshot)
+            try:  # the kill came after the start: the next call sees it
+                t.join()
+                vm.run(["true"])
+            finally:
+                vm.destroy()
+        assert e.value.msg
+    finally:
+        done.set()
+        t.join()
+    assert children() - before == set()
