@@ -23,6 +23,8 @@
 #include "proto.h"
 #include "../src/lib/vmproc/vsock_uds.h"
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
@@ -55,13 +57,6 @@ struct opts {
 	const char *kernel, *initrd, *vmm, *qemu, *dir;
 	unsigned cid;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 static void sleep_ms(long ms)
 {
@@ -260,12 +255,6 @@ static int measure(const struct opts *o, char *const *argv, const char *uds, con
 		show_tail(serial);
 	}
 	return e;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 static double median(const double *v, int n)

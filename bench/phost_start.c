@@ -14,6 +14,7 @@
  * The figures are for the portable host mode (software emulation), always.
  */
 #include "msb.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -30,25 +31,6 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A "Key:  N kB" value from a /proc file, in KiB; -1 if absent. */
-static long proc_kib(pid_t pid, const char *file, const char *key)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	long v = -1;
-	size_t klen = strlen(key);
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen) && line[klen] == ':') {
-			v = strtol(line + klen + 1, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
-}
-
 static int wait_line(int fd, double deadline)
 {
 	char c;
@@ -63,12 +45,6 @@ static int wait_line(int fd, double deadline)
 			return 0;
 	}
 	return -ETIMEDOUT;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 static int cmp_long(const void *a, const void *b)

@@ -26,6 +26,7 @@
  * (not with --compare-only).
  */
 #include "msb.h"
+#include "bench_util.h"
 #include "qemu_compare.h"
 
 #include <errno.h>
@@ -38,27 +39,6 @@
 
 #define EXECS    100
 #define MAX_RUNS 20
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* The @pct percentile of @n values (sorted here). */
-static double pctl(double *v, int n, double pct)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	int i = (int)(pct / 100.0 * (n - 1) + 0.5);
-	return n ? v[i] : -1;
-}
 
 struct marks {
 	double setup_ms, ready_ms;
@@ -90,20 +70,6 @@ static int read_marks(const char *log, struct marks *m)
 	}
 	fclose(f);
 	return m->setup_ms >= 0 && m->ready_ms >= 0 ? 0 : -ENODATA;
-}
-
-static long proc_rss_kib(pid_t pid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	long v = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "VmRSS:", 6))
-			v = strtol(line + 6, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
 }
 
 static int exec_true(struct msb_vm *vm, struct msb_err *err)
@@ -208,7 +174,7 @@ int main(int argc, char **argv)
 			rtt[nrtt++] = now_ms() - t;
 		}
 		sleep(1);
-		host_kib[r] = (double)proc_rss_kib(msb_vm_pid(vm));
+		host_kib[r] = (double)proc_kib(msb_vm_pid(vm), "status", "VmRSS");
 		struct marks m;
 		int e = read_marks(msb_vm_log(vm), &m);
 		if (e < 0) {

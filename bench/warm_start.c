@@ -19,6 +19,7 @@
  * Prints a table and writes bench/results/warm_start-<host mode>-<time>.json.
  */
 #include "msb.h"
+#include "bench_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,27 +30,6 @@
 #include <unistd.h>
 
 #define MAX_RUNS 50
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pctl(const double *in, int n, double pct)
-{
-	double v[MAX_RUNS];
-	memcpy(v, in, (size_t)n * sizeof(*v));
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n ? v[(int)(pct / 100.0 * (n - 1) + 0.5)] : -1;
-}
 
 struct sample {
 	double start, restored, ready, first_exec;
