@@ -74,11 +74,11 @@ $(B)/libexec/msb/msb-kvm-smoke: src/kvmcheck/kvm_smoke.c src/kvmcheck/tinyvm.c \
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(filter %.c %.S,$^)
 
 # Static too: it runs natively and inside the portable host.
-$(B)/libexec/msb/msb-vmm: $(VMM_SRCS) $(wildcard src/vmm/*.h src/vmm/virtio/*.h) $(MUSL_INC)/.stamp
+$(B)/libexec/msb/msb-vmm: $(VMM_SRCS) $(wildcard src/vmm/*.h src/vmm/virtio/*.h) src/lib/util/crc32.h $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(VMM_SRCS) -lpthread
 
-$(B)/libexec/msb/msb-phost-init: src/phost/init.c src/phost/status.h src/lib/vmproc/vsock_uds.c $(MUSL_INC)/.stamp
+$(B)/libexec/msb/msb-phost-init: src/phost/init.c src/phost/status.h src/phost/resume.h src/lib/vmproc/vsock_uds.c $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ src/phost/init.c src/lib/vmproc/vsock_uds.c
 

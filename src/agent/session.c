@@ -260,8 +260,12 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 		pool.info.entropy_count = (int)(h->len * 8);
 		pool.info.buf_size = (int)h->len;
 		memcpy(pool.bytes, p, h->len);
+		/* Crediting entropy does not reseed a crng that is already
+		 * ready; after a restore every sandbox would go on from the
+		 * snapshot's key until the next timed reseed. Force it. */
 		int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool.info) < 0)
+		if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool.info) < 0 ||
+		    ioctl(fd, RNDRESEEDCRNG) < 0)
 			logmsg("add entropy", -errno);
 		if (fd >= 0)
 			close(fd);

@@ -16,6 +16,10 @@
  * it is relayed to guest port PORT through the VMM's vsock socket PATH
  * (the program is msb-vmm, started with --vsock PATH). Module parameters use the usual
  * "module.param=value" on the kernel command line (virtio_mmio.device=... on -M microvm).
+ *
+ * With the single argument --serve the same words come later, in a resume
+ * message on the stream (resume.h): that is how a host restored from a
+ * snapshot of itself learns what to run.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -35,7 +40,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/fs.h>
+#include <linux/random.h>
 
+#include "resume.h"
 #include "status.h"
 #include "../lib/vmproc/vsock_uds.h"
 
@@ -44,6 +52,7 @@
 #define MAX_FILES        16
 #define MAX_NAME         64
 #define CMDLINE_MAX      4096
+#define MAX_ARGS         256
 
 static void logf_(const char *fmt, ...)
 {
@@ -276,6 +285,99 @@ static void relay(int stream, const char *path, uint32_t port)
 	}
 }
 
+struct args {
+	const char *files[MAX_FILES];
+	int nfiles;
+	const char *relay_path;
+	unsigned long relay_port;
+	char **prog;
+};
+
+static void parse_args(int argc, char **argv, struct args *a)
+{
+	memset(a, 0, sizeof(*a));
+	int i = 0;
+	for (; i < argc && strcmp(argv[i], "--run"); i++) {
+		if (!strcmp(argv[i], "-f") && i + 1 < argc && a->nfiles < MAX_FILES &&
+		    valid_name(argv[i + 1])) {
+			a->files[a->nfiles++] = argv[++i];
+		} else if (!strcmp(argv[i], "--vsock-relay") && i + 2 < argc) {
+			a->relay_path = argv[++i];
+			a->relay_port = strtoul(argv[++i], NULL, 10);
+		} else
+			die("bad argument %s (usage: [-f NAME]... --run PROGRAM [ARG]...)",
+			    argv[i]);
+	}
+	if (i + 1 >= argc)
+		die("no program to run (usage: [-f NAME]... --run PROGRAM [ARG]...)");
+	a->prog = argv + i + 1;
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	for (size_t got = 0; got < len;) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Serve mode: tell msb this host is ready to be snapshotted, then wait for
+ * the resume message, which a host restored from that snapshot reads first.
+ * Its words become our arguments; the seed and the time make this host's
+ * random state and clock its own.
+ */
+static int await_resume(int stream, char *words, char **argv, int max)
+{
+	if (write(stream, PHOST_READY_MAGIC, PHOST_READY_LEN) != PHOST_READY_LEN)
+		die("cannot write to the stream: %s", strerror(errno));
+	struct phost_resume_hdr h;
+	if (read_full(stream, &h, sizeof(h)) < 0)
+		die("the stream ended before the resume message");
+	if (memcmp(h.magic, PHOST_RESUME_MAGIC, 8) || h.flags || h.len == 0 ||
+	    h.len > PHOST_RESUME_MAX)
+		die("bad resume message (length %u)", h.len);
+	if (read_full(stream, words, h.len) < 0)
+		die("the stream ended inside the resume message");
+	int n = phost_resume_words(words, h.len, argv, max);
+	if (n < 0)
+		die("bad words in the resume message");
+
+	struct {
+		struct rand_pool_info info;
+		uint8_t seed[PHOST_RESUME_SEED];
+	} pool = {.info = {.entropy_count = PHOST_RESUME_SEED * 8, .buf_size = PHOST_RESUME_SEED}};
+	memcpy(pool.seed, h.seed, sizeof(pool.seed));
+	int r = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+	/* crediting alone does not reseed a ready crng: force it, or every
+	 * restored host would go on from the snapshot's key */
+	if (r < 0 || ioctl(r, RNDADDENTROPY, &pool) < 0 || ioctl(r, RNDRESEEDCRNG) < 0)
+		die("cannot seed the random pool: %s", strerror(errno));
+	close(r);
+	struct timespec ts = {.tv_sec = (time_t)(h.realtime_ns / 1000000000u),
+	                      .tv_nsec = (long)(h.realtime_ns % 1000000000u)};
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		logf_("cannot set the clock: %s", strerror(errno));
+	logf_("resumed");
+	return n;
+}
+
+/* A disk's cached blocks from before a snapshot may not be the restored
+ * host's file: drop them (the snapshot is keyed by each file's size, so the
+ * capacity the driver saw still holds). */
+static void drop_cached_blocks(const char *dev)
+{
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, BLKFLSBUF, 0) < 0)
+		die("cannot drop the cached blocks of %s: %s", dev, strerror(errno));
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	mkdir("/dev", 0755);
@@ -286,24 +388,10 @@ int main(int argc, char **argv)
 	    mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		die("mounting /dev, /proc, /sys: %s", strerror(errno));
 
-	const char *files[MAX_FILES];
-	const char *relay_path = NULL;
-	unsigned long relay_port = 0;
-	int nfiles = 0, i = 1;
-	for (; i < argc && strcmp(argv[i], "--run"); i++) {
-		if (!strcmp(argv[i], "-f") && i + 1 < argc && nfiles < MAX_FILES &&
-		    valid_name(argv[i + 1])) {
-			files[nfiles++] = argv[++i];
-		} else if (!strcmp(argv[i], "--vsock-relay") && i + 2 < argc) {
-			relay_path = argv[++i];
-			relay_port = strtoul(argv[++i], NULL, 10);
-		} else
-			die("bad argument %s (usage: [-f NAME]... --run PROGRAM [ARG]...)",
-			    argv[i]);
-	}
-	if (i + 1 >= argc)
-		die("no program to run (usage: [-f NAME]... --run PROGRAM [ARG]...)");
-	char **prog = argv + i + 1;
+	int serve = argc == 2 && !strcmp(argv[1], "--serve");
+	struct args a;
+	if (!serve)
+		parse_args(argc - 1, argv + 1, &a);
 
 	char cmdline[CMDLINE_MAX];
 	if (read_small_file("/proc/cmdline", cmdline, sizeof(cmdline)) < 0)
@@ -316,16 +404,6 @@ int main(int argc, char **argv)
 	char port[MAX_NAME];
 	wait_for("the stream port " STREAM_PORT_NAME, port_ready, STREAM_PORT_NAME, port,
 	         sizeof(port));
-	mkdir("/files", 0755);
-	for (int f = 0; f < nfiles; f++) {
-		char disk[MAX_NAME], target[MAX_NAME + 8], link[MAX_NAME + 8];
-		wait_for(files[f], disk_ready, files[f], disk, sizeof(disk));
-		snprintf(target, sizeof(target), "/dev/%s", disk);
-		snprintf(link, sizeof(link), "/files/%s", files[f]);
-		if (symlink(target, link) < 0)
-			die("cannot link %s: %s", link, strerror(errno));
-	}
-
 	char port_path[MAX_NAME + 8];
 	snprintf(port_path, sizeof(port_path), "/dev/%s", port);
 	int stream = open(port_path, O_RDWR | O_CLOEXEC);
@@ -341,6 +419,28 @@ int main(int argc, char **argv)
 			die("the host end of %s did not connect", port_path);
 		sleep_ms(5);
 	}
+
+	static char words[PHOST_RESUME_MAX];
+	static char *resumed_argv[MAX_ARGS];
+	if (serve) {
+		int n = await_resume(stream, words, resumed_argv, MAX_ARGS);
+		parse_args(n, resumed_argv, &a);
+	}
+
+	mkdir("/files", 0755);
+	for (int f = 0; f < a.nfiles; f++) {
+		char disk[MAX_NAME], target[MAX_NAME + 8], link[MAX_NAME + 8];
+		wait_for(a.files[f], disk_ready, a.files[f], disk, sizeof(disk));
+		snprintf(target, sizeof(target), "/dev/%s", disk);
+		snprintf(link, sizeof(link), "/files/%s", a.files[f]);
+		if (serve)
+			drop_cached_blocks(target);
+		if (symlink(target, link) < 0)
+			die("cannot link %s: %s", link, strerror(errno));
+	}
+	char **prog = a.prog;
+	const char *relay_path = a.relay_path;
+	unsigned long relay_port = a.relay_port;
 
 	mkdir("/run", 0755);
 	pid_t child = fork();

@@ -1,5 +1,6 @@
 /* The snapshot state file: see snapfile.h. */
 #include "snapfile.h"
+#include "../lib/util/crc32.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,29 +12,15 @@
 
 static const uint8_t magic[8] = {'M', 'S', 'B', 'S', 'N', 'A', 'P', '1'};
 
-/* Bitwise CRC-32 (IEEE), continued from @crc: a state file is kilobytes, so
- * no table. */
-static uint32_t crc_update(uint32_t crc, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	uint32_t c = ~crc;
-	for (size_t i = 0; i < len; i++) {
-		c ^= b[i];
-		for (int k = 0; k < 8; k++)
-			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
-	}
-	return ~c;
-}
-
 uint32_t snap_crc32(const void *p, size_t len)
 {
-	return crc_update(0, p, len);
+	return crc32_update(0, p, len);
 }
 
 /* A section's checksum covers its type, id and length too. */
 static uint32_t section_crc(const uint8_t *sec, const uint8_t *payload, uint32_t len)
 {
-	return crc_update(crc_update(0, sec, 12), payload, len);
+	return crc32_update(crc32_update(0, sec, 12), payload, len);
 }
 
 static void put32(uint8_t *p, uint32_t v)

@@ -175,3 +175,60 @@ def test_killed_during_restore_leaves_no_process(snapshot):
         done.set()
         t.join()
     assert children() - before == set()
+
+
+def phost_files(snap):
+    ram = sorted(snap.parent.glob(snap.name + ".phost-*.ram"))
+    state = sorted(snap.parent.glob(snap.name + ".phost-*.state"))
+    return ram, state
+
+
+def test_portable_host_starts_from_its_own_snapshot(snapshot, monkeypatch):
+    """A restore in the portable host restores the portable host too: its
+    snapshot is made beside the VM's on first use and reused after; the
+    hosts started from it write their own copies of its memory."""
+    monkeypatch.setenv("MSB_HOST", "portable")
+    a = VM(mem_mib=MEM, restore_from=snapshot)
+    try:
+        assert a.run(["echo", "one"])[1] == b"one\n"
+    finally:
+        a.destroy()
+    ram, state = phost_files(snapshot)
+    assert len(ram) == 1 and len(state) == 1
+    made = state[0].stat()
+    before = sha256(ram[0])
+    b = VM(mem_mib=MEM, restore_from=snapshot)
+    c = VM(mem_mib=MEM, restore_from=snapshot)
+    try:
+        # 32 MiB written in each guest land in its portable host's memory
+        fill = "head -c 33554432 /dev/urandom > /tmp/fill && md5sum < /tmp/fill"
+        sb, sc = b.run(["sh", "-c", fill])[1], c.run(["sh", "-c", fill])[1]
+        assert sb and sc and sb != sc
+        assert b.run(["echo", "two"])[1] == b"two\n"
+    finally:
+        b.destroy()
+        c.destroy()
+    again = phost_files(snapshot)[1][0].stat()
+    assert (again.st_ino, again.st_mtime_ns) == (made.st_ino, made.st_mtime_ns)  # reused
+    assert sha256(ram[0]) == before  # never written through
+    assert not list(snapshot.parent.glob("*.XXXXXX")) and not [
+        p for p in snapshot.parent.iterdir() if ".phost-" in p.name and p.suffix not in
+        (".ram", ".state")]  # no temporary files left
+
+
+def test_damaged_portable_host_snapshot_is_made_again(snapshot, monkeypatch):
+    """A portable host snapshot whose state file was damaged is refused by
+    its checksum, made again, and the start still succeeds."""
+    monkeypatch.setenv("MSB_HOST", "portable")
+    vm = VM(mem_mib=MEM, restore_from=snapshot)
+    vm.destroy()
+    state = phost_files(snapshot)[1][0]
+    data = bytearray(state.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of QEMU's device state
+    state.write_bytes(data)
+    vm = VM(mem_mib=MEM, restore_from=snapshot)
+    try:
+        assert vm.run(["echo", "fine"])[1] == b"fine\n"
+    finally:
+        vm.destroy()
+    assert phost_files(snapshot)[1][0].read_bytes() != bytes(data)  # made again

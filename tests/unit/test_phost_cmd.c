@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lib/vmproc/phost_cmd.h"
+#include "phost/resume.h"
 
 static const char *arg_after(const struct argbuf *a, const char *opt, int nth)
 {
@@ -148,12 +149,107 @@ static void test_argbuf_overflow(void **state)
 	assert_int_equal(argbuf_push(&a, "x"), -E2BIG);
 }
 
+static int has_arg(const struct argbuf *a, const char *s)
+{
+	for (int i = 0; i < a->argc; i++)
+		if (!strcmp(a->argv[i], s))
+			return 1;
+	return 0;
+}
+
+/* Snapshot and restore: RAM in a file (shared to take the snapshot,
+ * copy-on-write to restore it), a control socket, and the program's words
+ * not on the command line but in the resume message. */
+static void test_snapshot_and_restore(void **state)
+{
+	(void)state;
+	const char *argv[] = {"/bin/msb-vmm", "--restore", "/files/snapshot", NULL};
+	const struct msb_vm_file files[] = {{"snapshot", "/s/vm.snap", 0}};
+	struct phost_cmd c = base(argv, files, 1);
+	c.mem_mib = 768;
+	c.vsock_port = 1024;
+	c.ram = "/s/vm.snap.phost-1.ram";
+	struct argbuf a;
+	struct msb_err err = {0};
+
+	c.start = PHOST_SNAPSHOT;
+	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
+	assert_string_equal(arg_after(&a, "-append", 0),
+	                    "console=ttyS0 panic=-1 reboot=t quiet -- --serve");
+	assert_string_equal(arg_after(&a, "-M", 0), "q35,memory-backend=ram");
+	assert_string_equal(arg_after(&a, "-object", 0),
+	                    "memory-backend-file,id=ram,size=768M,mem-path=/s/vm.snap.phost-1.ram,"
+	                    "share=on");
+	assert_string_equal(arg_after(&a, "-chardev", 0), "socket,id=qmp,fd=4");
+	assert_false(has_arg(&a, "-incoming"));
+	/* the same disks, so the restored host has the devices it booted with */
+	assert_string_equal(arg_after(&a, "-drive", 0),
+	                    "if=none,id=file0,format=raw,readonly=on,file=/s/vm.snap");
+
+	c.start = PHOST_RESTORE;
+	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
+	assert_string_equal(arg_after(&a, "-append", 0),
+	                    "console=ttyS0 panic=-1 reboot=t quiet -- --serve");
+	assert_string_equal(arg_after(&a, "-object", 0),
+	                    "memory-backend-file,id=ram,size=768M,mem-path=/s/vm.snap.phost-1.ram,"
+	                    "share=off");
+	assert_string_equal(arg_after(&a, "-incoming", 0), "defer");
+
+	/* the words, NUL-separated, parse back into init's arguments */
+	char words[PHOST_RESUME_MAX];
+	size_t used = 0;
+	assert_int_equal(phost_words(&c, words, sizeof(words), 0, &used, &err), 0);
+	char *out[32];
+	assert_int_equal(phost_resume_words(words, (uint32_t)used, out, 32), 11);
+	const char *want[] = {"-f",
+	                      "snapshot",
+	                      "--vsock-relay",
+	                      "/run/vsock.sock",
+	                      "1024",
+	                      "--run",
+	                      "/bin/msb-vmm",
+	                      "--restore",
+	                      "/files/snapshot",
+	                      "--vsock",
+	                      "/run/vsock.sock"};
+	for (int i = 0; i < 11; i++)
+		assert_string_equal(out[i], want[i]);
+	assert_null(out[11]);
+
+	c.ram = "/a,b";
+	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
+	c.ram = NULL;
+	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
+}
+
+/* What init accepts from the stream: NUL-terminated, non-empty words that
+ * fit; anything else is refused. */
+static void test_resume_words_refuse_bad_input(void **state)
+{
+	(void)state;
+	char *out[4];
+	char ok[] = "a\0b";
+	assert_int_equal(phost_resume_words(ok, sizeof(ok), out, 4), 2);
+	char unterminated[] = {'a', 'b'};
+	assert_int_equal(phost_resume_words(unterminated, 2, out, 4), -1);
+	char empty_word[] = "a\0\0b";
+	assert_int_equal(phost_resume_words(empty_word, sizeof(empty_word), out, 4), -1);
+	char many[] = "a\0b\0c\0d";
+	assert_int_equal(phost_resume_words(many, sizeof(many), out, 4), -1);
+	assert_int_equal(phost_resume_words(ok, 0, out, 4), -1);
+	assert_int_equal(phost_resume_words(ok, PHOST_RESUME_MAX + 1, out, 4), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_builds_command),  cmocka_unit_test(test_vsock_relay),
-	    cmocka_unit_test(test_rejects_unsafe),  cmocka_unit_test(test_cmdline_limit),
+	    cmocka_unit_test(test_builds_command),
+	    cmocka_unit_test(test_vsock_relay),
+	    cmocka_unit_test(test_rejects_unsafe),
+	    cmocka_unit_test(test_cmdline_limit),
 	    cmocka_unit_test(test_argbuf_overflow),
+	    cmocka_unit_test(test_snapshot_and_restore),
+	    cmocka_unit_test(test_resume_words_refuse_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

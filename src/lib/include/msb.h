@@ -82,6 +82,13 @@ struct msb_vmproc_opts {
 	 * connection to the guest's vsock port N (made once the guest listens,
 	 * within two minutes), natively or relayed by the portable host. */
 	uint32_t stream_vsock_port;
+	/* Portable host only: start it from a snapshot of itself, kept as
+	 * PREFIX.phost-<key>.{ram,state} (made on first use; the key covers
+	 * QEMU, the host image, memory and the identity of every file),
+	 * instead of booting it. For files that stay the same across starts,
+	 * e.g. a warm-start snapshot's. NULL: boot. MSB_PHOST_SNAPSHOTS=0 in
+	 * the environment turns it off. */
+	const char *phost_snapshot;
 };
 
 struct msb_vmproc;

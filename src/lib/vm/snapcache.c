@@ -11,6 +11,7 @@
  */
 #include "vm_int.h"
 #include "err.h"
+#include "identity.h"
 #include "fsutil.h"
 
 #include <errno.h>
@@ -20,27 +21,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
-}
-
-static int add_identity(uint64_t *h, const char *path, struct msb_err *err)
-{
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return err_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
-	char id[4200];
-	int n = snprintf(id, sizeof(id), "%s|%lld|%lld.%ld|%llu|%llu;", path, (long long)st.st_size,
-	                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-	                 (unsigned long long)st.st_ino, (unsigned long long)st.st_dev);
-	*h = fnv1a(*h, id, n > 0 && (size_t)n < sizeof(id) ? (size_t)n : sizeof(id) - 1);
-	return 0;
-}
 
 /* What stands for the VMM: msb-vmm itself, or the portable host's image
  * that carries it. */
@@ -64,9 +44,9 @@ int snapcache_path(enum msb_host_mode mode, const char *kernel, const char *init
 		return e;
 	int n = snprintf(shape, sizeof(shape), "snapshot 1|mem %u|cpus %u|mode %d;", mem, cpus,
 	                 (int)mode);
-	uint64_t h = fnv1a(0xcbf29ce484222325ull, shape, (size_t)n);
-	if ((e = add_identity(&h, kernel, err)) || (e = add_identity(&h, initrd, err)) ||
-	    (e = add_identity(&h, vmm, err)))
+	uint64_t h = fnv1a(FNV1A_INIT, shape, (size_t)n);
+	if ((e = identity_add(&h, kernel, err)) || (e = identity_add(&h, initrd, err)) ||
+	    (e = identity_add(&h, vmm, err)))
 		return e;
 	if ((e = msb_home(home, sizeof(home))) ||
 	    fs_path(path, len, "%s/snapshots/%016llx-%umib-%ucpu/vm.snap", home,

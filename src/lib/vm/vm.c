@@ -246,6 +246,9 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	    /* untouched guest memory costs nothing at either level */
 	    .mem_mib = mem + PHOST_OVERHEAD_MIB,
 	    .stream_vsock_port = PROTO_AGENT_PORT,
+	    /* a restore's files are the same every time: start its portable
+	     * host from a snapshot too, kept beside the VM's */
+	    .phost_snapshot = o->restore_from,
 	};
 	if ((e = proto_reader_init(&vm->rd)) < 0) {
 		err_set(err, e, "out of memory");

@@ -1,5 +1,6 @@
 #include "phost_cmd.h"
 #include "err.h"
+#include "../../phost/resume.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -46,19 +47,22 @@ static int qemu_opt_safe(const char *s)
 	return strchr(s, ',') == NULL;
 }
 
-static int append(char *buf, size_t len, size_t *used, const char *s)
+/* Appends @s to the @sep-separated words in @buf (a NUL-separated list
+ * ends each word with its NUL). */
+static int append(char *buf, size_t len, size_t *used, const char *s, char sep)
 {
 	size_t n = strlen(s);
 	if (*used + n + 2 > len)
 		return -EINVAL;
-	if (*used)
-		buf[(*used)++] = ' ';
+	if (*used && sep)
+		buf[(*used)++] = sep;
 	memcpy(buf + *used, s, n + 1);
-	*used += n;
+	*used += n + (sep ? 0 : 1);
 	return 0;
 }
 
-int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err *err)
+int phost_words(const struct phost_cmd *c, char *buf, size_t len, char sep, size_t *used,
+                struct msb_err *err)
 {
 	if (!c->argv || !c->argv[0])
 		return err_set(err, -EINVAL, "no program to run in the portable host");
@@ -66,15 +70,7 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 		return err_set(err, -EINVAL,
 		               "at most %d files can be shared with the portable host",
 		               PHOST_MAX_FILES);
-	if (!qemu_opt_safe(c->kernel) || !qemu_opt_safe(c->initramfs) || !qemu_opt_safe(c->log))
-		return err_set(err, -EINVAL, "paths with ',' are not supported: %s, %s, %s",
-		               c->kernel, c->initramfs, c->log);
-
-	char cmdline[PHOST_CMDLINE_MAX];
-	size_t used = 0;
-	cmdline[0] = 0;
-	int e = append(cmdline, sizeof(cmdline), &used, kernel_args);
-	e = e ?: append(cmdline, sizeof(cmdline), &used, "--");
+	int e = 0;
 	for (size_t i = 0; !e && i < c->nfiles; i++) {
 		const struct msb_vm_file *f = &c->files[i];
 		if (!phost_valid_file_name(f->name))
@@ -86,44 +82,94 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 		if (!qemu_opt_safe(f->path))
 			return err_set(err, -EINVAL, "paths with ',' are not supported: %s",
 			               f->path);
-		e = append(cmdline, sizeof(cmdline), &used, "-f");
-		e = e ?: append(cmdline, sizeof(cmdline), &used, f->name);
+		e = append(buf, len, used, "-f", sep);
+		e = e ?: append(buf, len, used, f->name, sep);
 	}
 	if (!e && c->vsock_port) {
 		char port[16];
 		snprintf(port, sizeof(port), "%u", c->vsock_port);
-		e = append(cmdline, sizeof(cmdline), &used, "--vsock-relay");
-		e = e ?: append(cmdline, sizeof(cmdline), &used, PHOST_VSOCK_PATH);
-		e = e ?: append(cmdline, sizeof(cmdline), &used, port);
+		e = append(buf, len, used, "--vsock-relay", sep);
+		e = e ?: append(buf, len, used, PHOST_VSOCK_PATH, sep);
+		e = e ?: append(buf, len, used, port, sep);
 	}
-	e = e ?: append(cmdline, sizeof(cmdline), &used, "--run");
+	e = e ?: append(buf, len, used, "--run", sep);
 	for (const char *const *p = c->argv; !e && *p; p++) {
 		if (!cmdline_safe(*p))
 			return err_set(err, -EINVAL,
 			               "argument \"%s\" cannot be passed into the portable host "
 			               "(empty, or has spaces, quotes or control characters)",
 			               *p);
-		e = append(cmdline, sizeof(cmdline), &used, *p);
+		e = append(buf, len, used, *p, sep);
 	}
 	if (!e && c->vsock_port) {
-		e = append(cmdline, sizeof(cmdline), &used, "--vsock");
-		e = e ?: append(cmdline, sizeof(cmdline), &used, PHOST_VSOCK_PATH);
+		e = append(buf, len, used, "--vsock", sep);
+		e = e ?: append(buf, len, used, PHOST_VSOCK_PATH, sep);
 	}
 	if (e)
 		return err_set(err, -EINVAL,
-		               "the portable host's command line is longer than %d bytes",
-		               PHOST_CMDLINE_MAX - 1);
+		               "the portable host's command line is longer than %zu bytes",
+		               len - 1);
+	return 0;
+}
+
+int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err *err)
+{
+	if (!qemu_opt_safe(c->kernel) || !qemu_opt_safe(c->initramfs) || !qemu_opt_safe(c->log))
+		return err_set(err, -EINVAL, "paths with ',' are not supported: %s, %s, %s",
+		               c->kernel, c->initramfs, c->log);
+	if (c->start != PHOST_BOOT && (!c->ram || !qemu_opt_safe(c->ram)))
+		return err_set(err, -EINVAL, "bad portable host snapshot path %s",
+		               c->ram ? c->ram : "(none)");
+
+	char cmdline[PHOST_CMDLINE_MAX];
+	size_t used = 0;
+	cmdline[0] = 0;
+	int e = append(cmdline, sizeof(cmdline), &used, kernel_args, ' ');
+	e = e ?: append(cmdline, sizeof(cmdline), &used, "--", ' ');
+	if (e)
+		return err_set(err, -EINVAL, "the portable host's command line is too long");
+	if (c->start == PHOST_BOOT) {
+		e = phost_words(c, cmdline, sizeof(cmdline), ' ', &used, err);
+		if (e)
+			return e;
+	} else {
+		/* the words come later, in the resume message (resume.h); check
+		 * them now all the same */
+		char words[PHOST_RESUME_MAX];
+		size_t n = 0;
+		e = phost_words(c, words, sizeof(words), 0, &n, err);
+		e = e ?: append(cmdline, sizeof(cmdline), &used, "--serve", ' ');
+		if (e)
+			return e;
+	}
+	unsigned mem = c->mem_mib ? c->mem_mib : PHOST_DEFAULT_MIB;
 
 	argbuf_init(a);
 	argbuf_push(a, "%s", c->qemu);
 	argbuf_push(a, "-M");
-	argbuf_push(a, "q35");
+	argbuf_push(a, c->start == PHOST_BOOT ? "q35" : "q35,memory-backend=ram");
 	argbuf_push(a, "-accel");
 	argbuf_push(a, "tcg");
 	argbuf_push(a, "-cpu");
 	argbuf_push(a, "%s", cpu_model);
 	argbuf_push(a, "-m");
-	argbuf_push(a, "%u", c->mem_mib ? c->mem_mib : PHOST_DEFAULT_MIB);
+	argbuf_push(a, "%u", mem);
+	if (c->start != PHOST_BOOT) {
+		/* RAM in a file: a snapshot shares it (with x-ignore-shared the
+		 * migration stream leaves it out) and a restore maps it
+		 * copy-on-write, so restored hosts share its pages */
+		argbuf_push(a, "-object");
+		argbuf_push(a, "memory-backend-file,id=ram,size=%uM,mem-path=%s,share=%s", mem,
+		            c->ram, c->start == PHOST_SNAPSHOT ? "on" : "off");
+		argbuf_push(a, "-chardev");
+		argbuf_push(a, "socket,id=qmp,fd=%d", PHOST_QMP_FD);
+		argbuf_push(a, "-mon");
+		argbuf_push(a, "chardev=qmp,mode=control");
+	}
+	if (c->start == PHOST_RESTORE) {
+		argbuf_push(a, "-incoming");
+		argbuf_push(a, "defer");
+	}
 	argbuf_push(a, "-smp");
 	argbuf_push(a, "1");
 	argbuf_push(a, "-nodefaults");

@@ -9,10 +9,18 @@
 #include "msb.h"
 
 #define PHOST_STREAM_FD   3 /* the stream socket's fd number in QEMU */
+#define PHOST_QMP_FD      4 /* its control socket, when snapshotting or restoring */
+#define PHOST_STATE_FD    5 /* the snapshot's device state, when restoring */
 #define PHOST_DEFAULT_MIB 512
 #define PHOST_MAX_FILES   16
 #define PHOST_CMDLINE_MAX 2048 /* x86 COMMAND_LINE_SIZE */
 #define PHOST_STREAM_NAME "msb.stream"
+
+enum phost_start {
+	PHOST_BOOT,     /* boot, with the program's words on the kernel command line */
+	PHOST_SNAPSHOT, /* boot with RAM in the file @ram, shared, to snapshot it */
+	PHOST_RESTORE,  /* restore from @ram (copy-on-write) and a state stream */
+};
 
 struct phost_cmd {
 	const char *qemu;      /* binary, found on PATH if it has no '/' */
@@ -24,6 +32,8 @@ struct phost_cmd {
 	const struct msb_vm_file *files;
 	size_t nfiles;
 	uint32_t vsock_port; /* relay the stream to this guest port; 0: stdio */
+	enum phost_start start;
+	const char *ram; /* guest RAM file, for PHOST_SNAPSHOT and PHOST_RESTORE */
 };
 
 #define PHOST_VSOCK_PATH "/run/vsock.sock" /* msb-vmm's socket inside the host */
@@ -35,6 +45,14 @@ struct phost_cmd {
  * line is longer than the kernel takes; -E2BIG when @out overflows.
  */
 int phost_cmd_build(const struct phost_cmd *c, struct argbuf *out, struct msb_err *err);
+
+/*
+ * The words msb-phost-init takes (files, relay, program), validated as
+ * phost_cmd_build does, appended to @buf at *@used separated by @sep (' ' for
+ * a command line, 0 for a resume message: each word ends in NUL).
+ */
+int phost_words(const struct phost_cmd *c, char *buf, size_t len, char sep, size_t *used,
+                struct msb_err *err);
 
 /* 1 when @name may name a shared file (see struct msb_vm_file). */
 int phost_valid_file_name(const char *name);

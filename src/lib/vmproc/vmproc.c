@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "phost_cmd.h"
 #include "rundir.h"
+#include "vmproc_int.h"
 #include "vsock_uds.h"
 #include "../../phost/status.h"
 
@@ -27,16 +28,6 @@
 
 #define STOP_GRACE_MS    2000
 #define VSOCK_CONNECT_MS 120000 /* a cold boot in the portable host takes seconds */
-
-struct msb_vmproc {
-	enum msb_host_mode mode;
-	pid_t pid;
-	int stream_fd;
-	int exited; /* pid has been reaped */
-	int wait_status;
-	char prog[256];
-	struct rundir rd;
-};
 
 const char *msb_vm_file_path(enum msb_host_mode mode, const struct msb_vm_file *f, char *buf,
                              size_t len)
@@ -61,10 +52,11 @@ pid_t msb_vmproc_pid(const struct msb_vmproc *p)
 	return p->pid;
 }
 
-/* In the child, before exec: die with the parent, put @stream at @fds,
- * diagnostics into @log, close everything else. Never returns on failure. */
-static void child_setup(pid_t parent, int stream, const int *fds, int nfds, const char *log,
-                        int fail)
+/* In the child, before exec: die with the parent, put @stream at @fds and
+ * @extra where it says, diagnostics into @log, close everything else. Never
+ * returns on failure. */
+static void child_setup(pid_t parent, int stream, const int *fds, int nfds,
+                        const struct fdmap *extra, int nextra, const char *log, int fail)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 		_exit(fail);
@@ -77,10 +69,19 @@ static void child_setup(pid_t parent, int stream, const int *fds, int nfds, cons
 	    n = fcntl(null, F_DUPFD_CLOEXEC, 16);
 	if (s < 0 || l < 0 || n < 0)
 		_exit(fail);
+	int moved[8];
+	if (nextra > 8)
+		_exit(fail);
+	for (int i = 0; i < nextra; i++)
+		if ((moved[i] = fcntl(extra[i].src, F_DUPFD_CLOEXEC, 16)) < 0)
+			_exit(fail);
 	if (dup2(n, STDIN_FILENO) < 0 || dup2(l, STDOUT_FILENO) < 0 || dup2(l, STDERR_FILENO) < 0)
 		_exit(fail);
 	for (int i = 0; i < nfds; i++)
 		if (dup2(s, fds[i]) < 0)
+			_exit(fail);
+	for (int i = 0; i < nextra; i++)
+		if (dup2(moved[i], extra[i].dst) < 0)
 			_exit(fail);
 	signal(SIGPIPE, SIG_DFL);
 	sigset_t none;
@@ -92,8 +93,8 @@ static void child_setup(pid_t parent, int stream, const int *fds, int nfds, cons
 /* @fail: the exit status when the program cannot be started. Natively the
  * shell's 127; for QEMU the 1 of its own start-up failures, which
  * decode_portable() reads as "did not start". */
-static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nfds, int fail,
-                 struct msb_err *err)
+int vmproc_spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nfds,
+                 const struct fdmap *extra, int nextra, int fail, struct msb_err *err)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -108,7 +109,7 @@ static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nf
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		child_setup(parent, sv[1], fds, nfds, p->rd.log, fail);
+		child_setup(parent, sv[1], fds, nfds, extra, nextra, p->rd.log, fail);
 		if (strchr(argv[0], '/'))
 			execv(argv[0], argv);
 		else
@@ -122,12 +123,10 @@ static int spawn(struct msb_vmproc *p, char *const *argv, const int *fds, int nf
 	return 0;
 }
 
-static int reap(struct msb_vmproc *p, int timeout_ms, int interruptible);
-
 static int child_alive(void *arg)
 {
 	struct msb_vmproc *p = arg;
-	return reap(p, 0, 0) == -ETIMEDOUT;
+	return vmproc_reap(p, 0, 0) == -ETIMEDOUT;
 }
 
 static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, struct msb_err *err)
@@ -140,7 +139,8 @@ static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, s
 	if (a.overflow)
 		return err_set(err, -E2BIG, "too many arguments for %s", o->argv[0]);
 	if (!o->stream_vsock_port)
-		return spawn(p, a.argv, fds, 2, 127, err); /* stdout is the stream */
+		return vmproc_spawn(p, a.argv, fds, 2, NULL, 0, 127,
+		                    err); /* stdout is the stream */
 	char uds[4200];
 	if (fs_path(uds, sizeof(uds), "%s/vsock.sock", p->rd.path))
 		return err_set(err, -ENAMETOOLONG, "the run dir path is too long");
@@ -148,7 +148,7 @@ static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, s
 	argbuf_push(&a, "%s", uds);
 	if (a.overflow)
 		return err_set(err, -E2BIG, "too many arguments for %s", o->argv[0]);
-	int e = spawn(p, a.argv, fds, 0, 127, err);
+	int e = vmproc_spawn(p, a.argv, fds, 0, NULL, 0, 127, err);
 	if (e)
 		return e;
 	close(p->stream_fd); /* the program's stdio is not the stream here */
@@ -158,11 +158,18 @@ static int start_native(struct msb_vmproc *p, const struct msb_vmproc_opts *o, s
 	                           sizeof(why));
 	if (fd < 0) {
 		kill(p->pid, SIGKILL);
-		reap(p, -1, 0);
+		vmproc_reap(p, -1, 0);
 		return err_set(err, fd, "%s; see %s", why, p->rd.log);
 	}
 	p->stream_fd = fd;
 	return 0;
+}
+
+/* MSB_PHOST_SNAPSHOTS=0 boots every portable host (for comparisons). */
+static int phost_snapshots_off(void)
+{
+	const char *v = getenv("MSB_PHOST_SNAPSHOTS");
+	return v && !strcmp(v, "0");
 }
 
 static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
@@ -206,11 +213,13 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 	    .nfiles = o->nfiles,
 	    .vsock_port = o->stream_vsock_port,
 	};
+	if (o->phost_snapshot && !phost_snapshots_off())
+		return phost_snap_start(p, &c, o->phost_snapshot, err);
 	struct argbuf a;
 	e = phost_cmd_build(&c, &a, err);
 	if (e)
 		return e;
-	return spawn(p, a.argv, fds, 1, 1, err);
+	return vmproc_spawn(p, a.argv, fds, 1, NULL, 0, 1, err);
 }
 
 int msb_vmproc_start(const struct msb_vmproc_opts *o, struct msb_vmproc **out, struct msb_err *err)
@@ -272,8 +281,7 @@ static void log_reason(const char *log, char *buf, size_t len)
 	free(text);
 }
 
-/* @interruptible: return -EINTR when a signal handler ran meanwhile. */
-static int reap(struct msb_vmproc *p, int timeout_ms, int interruptible)
+int vmproc_reap(struct msb_vmproc *p, int timeout_ms, int interruptible)
 {
 	long deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
 	for (;;) {
@@ -329,7 +337,7 @@ static int decode_portable(struct msb_vmproc *p, struct msb_err *err)
 int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
 {
 	if (!p->exited) {
-		int e = reap(p, timeout_ms, 1);
+		int e = vmproc_reap(p, timeout_ms, 1);
 		if (e == -ETIMEDOUT)
 			return err_set(err, e, "%s did not finish within %d s; see %s",
 			               p->mode == MSB_HOST_PORTABLE ? "the portable host" : p->prog,
@@ -347,19 +355,25 @@ int msb_vmproc_wait(struct msb_vmproc *p, int timeout_ms, struct msb_err *err)
 	               WTERMSIG(p->wait_status), p->rd.log);
 }
 
+void vmproc_kill(struct msb_vmproc *p)
+{
+	if (p->stream_fd >= 0)
+		close(p->stream_fd);
+	p->stream_fd = -1;
+	if (p->pid > 0 && !p->exited) {
+		kill(p->pid, SIGTERM);
+		if (vmproc_reap(p, STOP_GRACE_MS, 0) < 0) {
+			kill(p->pid, SIGKILL);
+			vmproc_reap(p, -1, 0);
+		}
+	}
+}
+
 void msb_vmproc_destroy(struct msb_vmproc *p, int keep_log)
 {
 	if (!p)
 		return;
-	if (p->stream_fd >= 0)
-		close(p->stream_fd);
-	if (p->pid > 0 && !p->exited) {
-		kill(p->pid, SIGTERM);
-		if (reap(p, STOP_GRACE_MS, 0) < 0) {
-			kill(p->pid, SIGKILL);
-			reap(p, -1, 0);
-		}
-	}
+	vmproc_kill(p);
 	rundir_remove(&p->rd, keep_log);
 	free(p);
 }
