@@ -27,14 +27,13 @@
 /* Little-endian on the wire, as both ends are x86. */
 struct phost_resume_hdr {
 	char magic[8];
-	uint32_t len; /* bytes of NUL-terminated words that follow */
-	uint32_t flags; /* 0 */
+	uint32_t len;         /* bytes of NUL-terminated words that follow */
+	uint32_t flags;       /* 0 */
 	uint64_t realtime_ns; /* the host's CLOCK_REALTIME */
 	uint8_t seed[PHOST_RESUME_SEED];
 };
 
-_Static_assert(sizeof(struct phost_resume_hdr) == PHOST_RESUME_HDR_LEN,
-               "resume header layout");
+_Static_assert(sizeof(struct phost_resume_hdr) == PHOST_RESUME_HDR_LEN, "resume header layout");
 
 /*
  * Splits the @len bytes of words at @buf (modified: each word ends in NUL)

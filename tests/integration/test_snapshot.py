@@ -8,6 +8,8 @@ as a disk.
 import hashlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -232,3 +234,78 @@ def test_damaged_portable_host_snapshot_is_made_again(snapshot, monkeypatch):
     finally:
         vm.destroy()
     assert phost_files(snapshot)[1][0].read_bytes() != bytes(data)  # made again
+
+
+def run_on_small_disk(tmp_path, size, script, *args, **env):
+    """Runs @script with a tmpfs of @size mounted at its first argument, in
+    a user namespace (no root needed); the rest of @args follow, then this
+    directory for msbvm. Returns (RESULT line, stdout)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    path = tmp_path / "script.py"
+    path.write_text(script)
+    here = os.path.dirname(os.path.abspath(__file__))
+    r = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
+         f'mount -t tmpfs -o size={size} none "$1" && shift && exec "$@"', "sh",
+         str(small), sys.executable, str(path), str(small), *map(str, args), here],
+        env=dict(os.environ, MSB_HOME=str(tmp_path / "home"), **env),
+        capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    result = [l for l in r.stdout.splitlines() if l.startswith("RESULT")]
+    assert result, r.stdout + r.stderr
+    return result[0], r.stdout
+
+
+FULL_DISK_SCRIPT = """
+import os, sys
+sys.path.insert(0, sys.argv[3])
+from msbvm import MsbError, VM
+snap = os.path.join(sys.argv[1], "vm.snap")
+vm = VM(mem_mib=256, initrd=sys.argv[2], snapshot_to=snap, cold=True)
+try:
+    # 40 MB of guest memory in use: more than the disk takes
+    st, _, _ = vm.run(["sh", "-c", "head -c 40000000 /dev/urandom > /tmp/big"])
+    assert st.code == 0
+    try:
+        vm.snapshot()
+        print("RESULT snapshot written")
+    except MsbError as e:
+        print("RESULT error:", e.msg)
+finally:
+    vm.destroy()
+print("LEFT", sorted(os.listdir(sys.argv[1])))
+"""
+
+
+def test_full_disk_while_snapshotting_leaves_no_file(tmp_path):
+    """The snapshot goes to a 24 MiB filesystem (a tmpfs mounted in a user
+    namespace, so no root is needed): a clear error and no file left,
+    partial or temporary."""
+    result, out = run_on_small_disk(tmp_path, "24m", FULL_DISK_SCRIPT, INITRD)
+    assert "the disk holding it is full" in result, out
+    assert "LEFT []" in out, out
+
+
+PHOST_FULL_SCRIPT = """
+import os, subprocess, sys
+sys.path.insert(0, sys.argv[3])
+from msbvm import MsbError, VM
+snap = os.path.join(sys.argv[1], "vm.snap")
+subprocess.run(["cp", "--sparse=always", sys.argv[2], snap], check=True)
+try:
+    VM(mem_mib=256, restore_from=snap).destroy()
+    print("RESULT started")
+except MsbError as e:
+    print("RESULT error:", e.msg)
+print("LEFT", sorted(os.listdir(sys.argv[1])))
+"""
+
+
+def test_full_disk_while_making_the_portable_host_snapshot(snapshot, tmp_path):
+    """The VM snapshot fits on the disk, the portable host's snapshot (its
+    RAM, ~130 MiB) does not: a clear error, only the VM snapshot left."""
+    result, out = run_on_small_disk(tmp_path, "64m", PHOST_FULL_SCRIPT, snapshot,
+                                    MSB_HOST="portable")
+    assert "portable host's snapshot" in result and "the disk holding it is full" in result, out
+    assert "LEFT ['vm.snap', 'vm.snap.phost.lock']" in out, out

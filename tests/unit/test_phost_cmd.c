@@ -54,9 +54,11 @@ static void test_builds_command(void **state)
 	/* shared files are disks whose serial is their name, read-only unless
 	 * the program is to write them (a snapshot) */
 	assert_string_equal(arg_after(&a, "-drive", 0),
-	                    "if=none,id=file0,format=raw,readonly=on,file=/share/guest.bin");
-	assert_string_equal(arg_after(&a, "-drive", 1),
-	                    "if=none,id=file1,format=raw,readonly=off,file=/d.img");
+	                    "if=none,id=file0,format=raw,readonly=on,werror=report,rerror=report,"
+	                    "file=/share/guest.bin");
+	assert_string_equal(
+	    arg_after(&a, "-drive", 1),
+	    "if=none,id=file1,format=raw,readonly=off,werror=report,rerror=report,file=/d.img");
 	int found = 0;
 	for (int i = 0; i < a.argc; i++)
 		found += !strcmp(a.argv[i], "virtio-blk-pci,drive=file1,serial=disk");
@@ -183,8 +185,9 @@ static void test_snapshot_and_restore(void **state)
 	assert_string_equal(arg_after(&a, "-chardev", 0), "socket,id=qmp,fd=4");
 	assert_false(has_arg(&a, "-incoming"));
 	/* the same disks, so the restored host has the devices it booted with */
-	assert_string_equal(arg_after(&a, "-drive", 0),
-	                    "if=none,id=file0,format=raw,readonly=on,file=/s/vm.snap");
+	assert_string_equal(
+	    arg_after(&a, "-drive", 0),
+	    "if=none,id=file0,format=raw,readonly=on,werror=report,rerror=report,file=/s/vm.snap");
 
 	c.start = PHOST_RESTORE;
 	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);

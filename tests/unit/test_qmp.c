@@ -76,8 +76,9 @@ static void peer(int fd)
 			if (passed >= 0 && write(passed, "x", 1) == 1)
 				say(fd, "{\"return\": {}}\r\n");
 			else
-				say(fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file "
-				        "descriptor supplied via SCM_RIGHTS\"}}\r\n");
+				say(fd,
+				    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file "
+				    "descriptor supplied via SCM_RIGHTS\"}}\r\n");
 		} else if (strstr(cmd, "query-migrate")) {
 			say(fd, "{\"return\": {\"status\": \"completed\", \"total-time\": 2}}\r\n");
 		} else if (strstr(cmd, "nonsense")) {
@@ -85,8 +86,9 @@ static void peer(int fd)
 		} else if (strstr(cmd, "hang up")) {
 			return;
 		} else {
-			say(fd, "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command "
-			        "\\\"x\\\" has not been found\"}}\r\n");
+			say(fd,
+			    "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command "
+			    "\\\"x\\\" has not been found\"}}\r\n");
 		}
 	}
 }
@@ -137,9 +139,8 @@ static void test_commands_replies_events_and_errors(void **state)
 	/* an fd travels with the command */
 	int pipefd[2];
 	assert_int_equal(pipe(pipefd), 0);
-	assert_int_equal(qmp_exec(&q, "{\"execute\":\"getfd\"}", pipefd[1], NULL, 0, why,
-	                          sizeof(why)),
-	                 0);
+	assert_int_equal(
+	    qmp_exec(&q, "{\"execute\":\"getfd\"}", pipefd[1], NULL, 0, why, sizeof(why)), 0);
 	char c;
 	assert_int_equal(read(pipefd[0], &c, 1), 1);
 	close(pipefd[0]);

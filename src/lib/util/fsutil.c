@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 int fs_path(char *buf, size_t len, const char *fmt, ...)
@@ -123,4 +124,21 @@ int fs_remove_flat_dir(const char *path)
 	}
 	closedir(d);
 	return rmdir(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+void fs_full_note(const char *path, char *out, size_t len)
+{
+	enum { FULL_MIB = 64 };
+	char dir[4096];
+	out[0] = 0;
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = 0;
+	struct statvfs sv;
+	if (statvfs(slash ? dir : ".", &sv) < 0)
+		return;
+	unsigned long long free_mib = (unsigned long long)sv.f_bavail * sv.f_frsize >> 20;
+	if (free_mib < FULL_MIB)
+		snprintf(out, len, " (the disk holding it is full: %llu MiB free)", free_mib);
 }

@@ -21,4 +21,10 @@ int fs_remove_flat_dir(const char *path);
 /* snprintf that fails with -ENAMETOOLONG instead of truncating. */
 int fs_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* After a failed write to @path: " (the disk holding it is full: N MiB
+ * free)" into @out when that disk has less than 64 MiB left, else "". A
+ * full disk reaches programs in the portable host as an I/O error, so this
+ * says what it was. */
+void fs_full_note(const char *path, char *out, size_t len);
+
 #endif

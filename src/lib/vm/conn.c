@@ -259,7 +259,7 @@ static int on_bytes(struct msb_vm *vm, const uint8_t *buf, size_t n)
 
 /* The last "msb-vmm: error: ..." line of the VM's log, so a failure says
  * why without sending people to the log. "" when there is none. */
-static void vmm_error_line(struct msb_vm *vm, char *out, size_t len)
+void conn_vmm_error(struct msb_vm *vm, char *out, size_t len)
 {
 	out[0] = 0;
 	FILE *f = fopen(msb_vmproc_log(vm->proc), "r");
@@ -293,7 +293,7 @@ static int on_eof(struct msb_vm *vm, int read_errno)
 		return conn_fail(vm, -ESHUTDOWN, NULL, "the sandbox was shut down");
 	char line[300];
 	if (st == 2)
-		vmm_error_line(vm, line, sizeof(line));
+		conn_vmm_error(vm, line, sizeof(line));
 	if (st == 2 && line[0])
 		return conn_fail(vm, -ECONNRESET, NULL, "the sandbox's VM failed: %s", line);
 	if (st >= 0)

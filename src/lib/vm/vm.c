@@ -307,10 +307,15 @@ int msb_vm_snapshot(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
 	int st = msb_vmproc_wait(vm->proc, left > 0 ? left : 0, &we);
 	if (st != 0) {
 		vm->failed = 1;
-		return st < 0
-		           ? (err ? (*err = we, st) : st)
-		           : err_set(err, -EIO, "msb-vmm could not write the snapshot; its log: %s",
-		                     msb_vmproc_log(vm->proc));
+		if (st < 0)
+			return err ? (*err = we, st) : st;
+		char why[300], full[200] = "";
+		conn_vmm_error(vm, why, sizeof(why));
+		fs_full_note(vm->snap_tmp, full, sizeof(full));
+		return err_set(err, full[0] ? -ENOSPC : -EIO,
+		               "msb-vmm could not write the snapshot %s%s%s%s; its log: %s",
+		               vm->snap_path, why[0] ? ": " : "", why, full,
+		               msb_vmproc_log(vm->proc));
 	}
 	int fd = open(vm->snap_tmp, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fsync(fd) < 0 || rename(vm->snap_tmp, vm->snap_path) < 0) {

@@ -84,6 +84,10 @@ int conn_fail(struct msb_vm *vm, int code, struct msb_err *err, const char *fmt,
 /* The connection is dead: copies why into @err and returns its code. */
 int conn_dead(struct msb_vm *vm, struct msb_err *err);
 
+/* The last "msb-vmm: error: ..." line of the VM's log, so a failure says
+ * why without sending people to the log. "" when there is none. */
+void conn_vmm_error(struct msb_vm *vm, char *out, size_t len);
+
 /* The caller read @n bytes of @st: grant them again when worthwhile. */
 int conn_consumed(struct msb_exec *x, int st, size_t n, struct msb_err *err);
 

@@ -195,10 +195,14 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	argbuf_push(a, "socket,id=stream,fd=%d", PHOST_STREAM_FD);
 	argbuf_push(a, "-device");
 	argbuf_push(a, "virtserialport,bus=vser.0,chardev=stream,name=%s", PHOST_STREAM_NAME);
+	/* werror/rerror=report: QEMU's default pauses the VM on ENOSPC, which
+	 * for us is a hang; reported, a full disk fails msb-vmm's write */
 	for (size_t i = 0; i < c->nfiles; i++) {
 		argbuf_push(a, "-drive");
-		argbuf_push(a, "if=none,id=file%zu,format=raw,readonly=%s,file=%s", i,
-		            c->files[i].writable ? "off" : "on", c->files[i].path);
+		argbuf_push(
+		    a,
+		    "if=none,id=file%zu,format=raw,readonly=%s,werror=report,rerror=report,file=%s",
+		    i, c->files[i].writable ? "off" : "on", c->files[i].path);
 		argbuf_push(a, "-device");
 		argbuf_push(a, "virtio-blk-pci,drive=file%zu,serial=%s", i, c->files[i].name);
 	}

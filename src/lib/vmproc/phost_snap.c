@@ -121,8 +121,9 @@ static int await_ready(struct msb_vmproc *p, struct msb_err *err)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return err_set(err, -EPIPE, "the portable host closed its stream while it "
-			                            "booted");
+			return err_set(err, -EPIPE,
+			               "the portable host closed its stream while it "
+			               "booted");
 		have += (size_t)n;
 	}
 	if (memcmp(got, PHOST_READY_MAGIC, PHOST_READY_LEN))
@@ -141,8 +142,8 @@ static int await_migration(struct qmp *q, long timeout_ms, struct msb_err *err)
 	char reply[QMP_LINE_MAX], status[32], why[300];
 	long deadline = mono_ms() + timeout_ms;
 	for (;;) {
-		int e = qmp_exec(q, "{\"execute\":\"query-migrate\"}", -1, reply, sizeof(reply), why,
-		                 sizeof(why));
+		int e = qmp_exec(q, "{\"execute\":\"query-migrate\"}", -1, reply, sizeof(reply),
+		                 why, sizeof(why));
 		if (e)
 			return qmp_fail(e, why, "asking QEMU about the snapshot", err);
 		if (qmp_str(reply, "status", status, sizeof(status)) == 0) {
@@ -174,8 +175,8 @@ static int read_state(int fd, uint8_t **out, size_t *len, struct msb_err *err, c
 	if (fstat(fd, &st) < 0)
 		return err_set(err, -errno, "cannot read %s: %s", path, strerror(errno));
 	if (st.st_size <= STATE_HDR || (uint64_t)st.st_size > STATE_MAX)
-		return err_set(err, -EPROTO, "%s is not a portable host snapshot (%lld bytes)", path,
-		               (long long)st.st_size);
+		return err_set(err, -EPROTO, "%s is not a portable host snapshot (%lld bytes)",
+		               path, (long long)st.st_size);
 	uint8_t *buf = malloc((size_t)st.st_size);
 	if (!buf)
 		return err_set(err, -ENOMEM, "out of memory");
@@ -275,9 +276,9 @@ static int make_snapshot(struct msb_vmproc *p, const struct phost_cmd *c, const 
 		qmp_fail(e, why, "setting up the snapshot", err);
 	if (!e && lseek(state_fd, STATE_HDR, SEEK_SET) < 0)
 		e = err_set(err, -errno, "lseek: %s", strerror(errno));
-	if (!e && (e = qmp_exec(&q,
-	                        "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"snapshot\"}}",
-	                        state_fd, NULL, 0, why, sizeof(why))))
+	if (!e &&
+	    (e = qmp_exec(&q, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"snapshot\"}}",
+	                  state_fd, NULL, 0, why, sizeof(why))))
 		qmp_fail(e, why, "passing the snapshot file to QEMU", err);
 	if (!e &&
 	    (e = qmp_exec(&q, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:snapshot\"}}",
@@ -469,6 +470,11 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 				close(dfd);
 			}
 		}
+		if (e) { /* before the partial files go */
+			char full[100];
+			fs_full_note(ram, full, sizeof(full));
+			err_wrap(err, "preparing the portable host's snapshot%s", full);
+		}
 		if (rfd >= 0) {
 			close(rfd);
 			unlink(ram_tmp); /* gone already when renamed */
@@ -477,8 +483,6 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 			close(sfd);
 			unlink(state_tmp);
 		}
-		if (e)
-			err_wrap(err, "preparing the portable host's snapshot");
 	}
 	close(lfd);
 	return e;

@@ -138,8 +138,8 @@ int qmp_open(struct qmp *q, int fd, int timeout_ms, char *why, size_t why_len)
 	return qmp_exec(q, "{\"execute\":\"qmp_capabilities\"}", -1, NULL, 0, why, why_len);
 }
 
-int qmp_exec(struct qmp *q, const char *cmd, int pass_fd, char *reply, size_t reply_len,
-             char *why, size_t why_len)
+int qmp_exec(struct qmp *q, const char *cmd, int pass_fd, char *reply, size_t reply_len, char *why,
+             size_t why_len)
 {
 	char out[1024];
 	int n = snprintf(out, sizeof(out), "%s\n", cmd);

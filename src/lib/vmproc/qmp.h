@@ -31,8 +31,8 @@ int qmp_open(struct qmp *q, int fd, int timeout_ms, char *why, size_t why_len);
  * and, if @reply is not NULL, copies the reply line into it. A QMP error
  * reply returns -EIO with its description in @why.
  */
-int qmp_exec(struct qmp *q, const char *cmd, int pass_fd, char *reply, size_t reply_len,
-             char *why, size_t why_len);
+int qmp_exec(struct qmp *q, const char *cmd, int pass_fd, char *reply, size_t reply_len, char *why,
+             size_t why_len);
 
 /*
  * The string value of the first "@key": "..." in @json, copied to @out
