@@ -274,6 +274,16 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 	case PROTO_SHUTDOWN:
 		s->shutdown = 1;
 		return;
+	case PROTO_SET_HOSTNAME: {
+		struct proto_hostname hn;
+		if (proto_hostname_decode(p, h->len, &hn) < 0) {
+			conn_error(s, -EPROTO, "malformed SET_HOSTNAME");
+			return;
+		}
+		if (sethostname(hn.name, strlen(hn.name)) < 0)
+			logmsg("set the hostname", -errno);
+		return;
+	}
 	case PROTO_SNAPSHOT:
 		/* only between execs: a snapshot must not hold a running one */
 		if (s->execs) {

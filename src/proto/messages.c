@@ -454,6 +454,53 @@ int proto_set_time_decode(const uint8_t *p, uint32_t len, struct proto_set_time 
 	return 0;
 }
 
+static int hostname_char(char c, int edge)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	return !edge && (c == '-' || c == '.');
+}
+
+static int hostname_check(const char *s, size_t n)
+{
+	if (n == 0 || n > PROTO_MAX_HOSTNAME)
+		return -EPROTO;
+	for (size_t i = 0; i < n; i++)
+		if (!hostname_char(s[i], i == 0 || i == n - 1))
+			return -EPROTO;
+	return 0;
+}
+
+int proto_hostname_valid(const char *s)
+{
+	size_t n = strnlen(s, PROTO_MAX_HOSTNAME + 1);
+	return hostname_check(s, n) == 0;
+}
+
+int proto_hostname_encode(const struct proto_hostname *m, uint8_t *out, size_t cap)
+{
+	size_t n = strnlen(m->name, sizeof(m->name));
+	if (n > PROTO_MAX_HOSTNAME || hostname_check(m->name, n) < 0)
+		return -EINVAL;
+	if (cap < n)
+		return -ENOSPC;
+	memcpy(out, m->name, n);
+	return (int)n;
+}
+
+int proto_hostname_decode(const uint8_t *p, uint32_t len, struct proto_hostname *out)
+{
+	if (len == 0 || len > PROTO_MAX_HOSTNAME)
+		return -EPROTO;
+	char copy[PROTO_MAX_HOSTNAME];
+	memcpy(copy, p, len);
+	if (hostname_check(copy, len) < 0)
+		return -EPROTO;
+	memcpy(out->name, copy, len);
+	out->name[len] = '\0';
+	return 0;
+}
+
 static int pid_check(uint32_t pid)
 {
 	return pid >= 1 && pid <= INT32_MAX ? 0 : -EPROTO;

@@ -39,6 +39,7 @@ static const struct type_rule rules[PROTO_TYPE_MAX + 1] = {
     [PROTO_PONG] = {"PONG", 0, PROTO_MAX_PING, 0, ID_ZERO},
     [PROTO_READY] = {"READY", PROTO_READY_SIZE, PROTO_READY_SIZE, 0, ID_NONZERO},
     [PROTO_SNAPSHOT] = {"SNAPSHOT", 0, 0, 0, ID_ZERO},
+    [PROTO_SET_HOSTNAME] = {"SET_HOSTNAME", 1, PROTO_MAX_HOSTNAME, 0, ID_ZERO},
 };
 
 const char *proto_type_name(unsigned type)

@@ -34,25 +34,26 @@
 
 /* Message types (struct proto_hdr.type). */
 enum proto_type {
-	PROTO_HELLO = 1,        /* both ways: versions and features; the first frame */
-	PROTO_EXEC = 2,         /* host: start exec `id` */
-	PROTO_STDIN = 3,        /* host: bytes for the exec's stdin; len 0 = EOF */
-	PROTO_STDOUT = 4,       /* agent: bytes the exec wrote; len 0 = EOF */
-	PROTO_STDERR = 5,       /* agent: as STDOUT */
-	PROTO_CREDIT = 6,       /* both ways: permission to send more bytes on a stream */
-	PROTO_SIGNAL = 7,       /* host: send a signal to the exec */
-	PROTO_RESIZE = 8,       /* host: the exec's terminal size changed */
-	PROTO_EXIT = 9,         /* agent: the exec ended; its last frame */
-	PROTO_ERROR = 10,       /* both ways: an exec (id) or the connection (id 0) failed */
-	PROTO_SET_TIME = 11,    /* host: set the guest's realtime clock */
-	PROTO_ADD_ENTROPY = 12, /* host: bytes for the guest's random pool */
-	PROTO_SHUTDOWN = 13,    /* host: sync and power off */
-	PROTO_PING = 14,        /* both ways: answered by PONG with the same bytes */
-	PROTO_PONG = 15,        /* both ways: the answer to PING */
-	PROTO_READY = 16,       /* agent: exec `id` started; payload: its pid */
-	PROTO_SNAPSHOT = 17,    /* host: close this connection and let the VMM snapshot */
+	PROTO_HELLO = 1,         /* both ways: versions and features; the first frame */
+	PROTO_EXEC = 2,          /* host: start exec `id` */
+	PROTO_STDIN = 3,         /* host: bytes for the exec's stdin; len 0 = EOF */
+	PROTO_STDOUT = 4,        /* agent: bytes the exec wrote; len 0 = EOF */
+	PROTO_STDERR = 5,        /* agent: as STDOUT */
+	PROTO_CREDIT = 6,        /* both ways: permission to send more bytes on a stream */
+	PROTO_SIGNAL = 7,        /* host: send a signal to the exec */
+	PROTO_RESIZE = 8,        /* host: the exec's terminal size changed */
+	PROTO_EXIT = 9,          /* agent: the exec ended; its last frame */
+	PROTO_ERROR = 10,        /* both ways: an exec (id) or the connection (id 0) failed */
+	PROTO_SET_TIME = 11,     /* host: set the guest's realtime clock */
+	PROTO_ADD_ENTROPY = 12,  /* host: bytes for the guest's random pool */
+	PROTO_SHUTDOWN = 13,     /* host: sync and power off */
+	PROTO_PING = 14,         /* both ways: answered by PONG with the same bytes */
+	PROTO_PONG = 15,         /* both ways: the answer to PING */
+	PROTO_READY = 16,        /* agent: exec `id` started; payload: its pid */
+	PROTO_SNAPSHOT = 17,     /* host: close this connection and let the VMM snapshot */
+	PROTO_SET_HOSTNAME = 18, /* host: the guest's hostname */
 };
-#define PROTO_TYPE_MAX PROTO_SNAPSHOT
+#define PROTO_TYPE_MAX PROTO_SET_HOSTNAME
 
 /*
  * The frame header, decoded. On the wire: version u8, type u8, flags u16,
@@ -87,6 +88,7 @@ struct proto_hdr {
 #define PROTO_READY_SIZE    4
 #define PROTO_MAX_SIGNAL    64
 #define PROTO_MAX_ERRNO     4095
+#define PROTO_MAX_HOSTNAME  64 /* Linux's HOST_NAME_MAX */
 
 /* ---- Little-endian field access -------------------------------------- */
 
@@ -422,6 +424,18 @@ struct proto_set_time {
 
 int proto_set_time_encode(const struct proto_set_time *m, uint8_t *out, size_t cap);
 int proto_set_time_decode(const uint8_t *p, uint32_t len, struct proto_set_time *out);
+
+/* SET_HOSTNAME: 1..64 bytes, no NUL: letters, digits, '-' and '.', not
+ * starting or ending with '-' or '.' (a DNS label set, RFC 1123). Decoded
+ * into a NUL-terminated buffer. */
+struct proto_hostname {
+	char name[PROTO_MAX_HOSTNAME + 1];
+};
+
+/* 1 when @s (NUL-terminated) is a hostname SET_HOSTNAME carries. */
+int proto_hostname_valid(const char *s);
+int proto_hostname_encode(const struct proto_hostname *m, uint8_t *out, size_t cap);
+int proto_hostname_decode(const uint8_t *p, uint32_t len, struct proto_hostname *out);
 
 /* READY: the exec started as process @pid (1..INT32_MAX, in the guest). */
 struct proto_ready {

@@ -46,6 +46,7 @@ static void decode_payload(uint8_t type, const uint8_t *p, uint32_t len)
 		struct proto_exit exit;
 		struct proto_error error;
 		struct proto_set_time set_time;
+		struct proto_hostname hostname;
 		struct proto_ready ready;
 	} m;
 
@@ -94,6 +95,12 @@ static void decode_payload(uint8_t type, const uint8_t *p, uint32_t len)
 	case PROTO_SET_TIME:
 		if (proto_set_time_decode(p, len, &m.set_time) == 0)
 			SAME(proto_set_time_encode(&m.set_time, out, sizeof(out)), p, len);
+		break;
+	case PROTO_SET_HOSTNAME:
+		if (proto_hostname_decode(p, len, &m.hostname) == 0) {
+			CHECK(proto_hostname_valid(m.hostname.name));
+			SAME(proto_hostname_encode(&m.hostname, out, sizeof(out)), p, len);
+		}
 		break;
 	case PROTO_READY:
 		if (proto_ready_decode(p, len, &m.ready) == 0)

@@ -18,11 +18,15 @@ class Err(Structure):
     _fields_ = [("code", c_int), ("msg", c_char * 1024)]
 
 
+PROGRESS = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
+
+
 class VmOpts(Structure):
     _fields_ = [("size", c_size_t), ("kernel", c_char_p), ("initrd", c_char_p),
                 ("mem_mib", c_uint), ("cpus", c_uint), ("boot_timeout_ms", c_int),
                 ("name", c_char_p), ("vmm_args", c_void_p), ("restore_from", c_char_p),
-                ("snapshot_to", c_char_p), ("cold", c_int)]
+                ("snapshot_to", c_char_p), ("cold", c_int), ("hostname", c_char_p),
+                ("progress", PROGRESS), ("progress_arg", c_void_p)]
 
 
 class ExecOpts(Structure):
@@ -51,6 +55,7 @@ def _lib():
     sigs = {
         "msb_vm_start": (c_int, [POINTER(VmOpts), POINTER(c_void_p), POINTER(Err)]),
         "msb_vm_agent": (c_char_p, [c_void_p]),
+        "msb_vm_hostname": (c_char_p, [c_void_p]),
         "msb_vm_log": (c_char_p, [c_void_p]),
         "msb_vm_pid": (c_int, [c_void_p]),
         "msb_vm_ping": (c_int, [c_void_p, c_int, POINTER(Err)]),
@@ -147,17 +152,24 @@ class Exec:
 
 class VM:
     def __init__(self, mem_mib=256, cpus=1, kernel=None, initrd=None, timeout_ms=0,
-                 restore_from=None, snapshot_to=None, cold=False):
+                 restore_from=None, snapshot_to=None, cold=False, hostname=None, progress=None):
+        """progress: called with each progress line (str) msb_vm_start() reports."""
+        cb = PROGRESS(lambda _arg, msg: progress(msg.decode())) if progress else PROGRESS()
         o = VmOpts(size=ctypes.sizeof(VmOpts), mem_mib=mem_mib, cpus=cpus,
                    boot_timeout_ms=timeout_ms, name=b"test",
                    kernel=str(kernel).encode() if kernel else None,
                    initrd=str(initrd).encode() if initrd else None,
                    restore_from=str(restore_from).encode() if restore_from else None,
                    snapshot_to=str(snapshot_to).encode() if snapshot_to else None,
-                   cold=int(cold))
+                   cold=int(cold), hostname=hostname.encode() if hostname else None,
+                   progress=cb)
         h, err = c_void_p(), Err()
         _check(LIB.msb_vm_start(byref(o), byref(h), byref(err)), err)
         self.h = h
+
+    @property
+    def hostname(self):
+        return LIB.msb_vm_hostname(self.h).decode()
 
     @property
     def agent(self):

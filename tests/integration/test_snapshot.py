@@ -5,6 +5,7 @@ VMM for it); every test restores from it. In the portable host the
 snapshot is written to, and restored from, a file the portable host sees
 as a disk.
 """
+import errno
 import hashlib
 import os
 import signal
@@ -66,6 +67,10 @@ def test_restored_vms_are_independent(snapshot):
         ra = a.run(["sh", "-c", rnd])[1]
         rb = b.run(["sh", "-c", rnd])[1]
         assert ra and rb and ra != rb
+        # each has its own hostname, not the snapshot's
+        assert a.hostname != b.hostname
+        for v in (a, b):
+            assert v.run(["hostname"])[1] == v.hostname.encode() + b"\n"
         for v in (a, b):  # the clock is the host's, not the snapshot's
             assert abs(int(v.run(["date", "+%s"])[1]) - time.time()) < 120
         # memory one guest writes is its own
@@ -79,10 +84,22 @@ def test_restored_vms_are_independent(snapshot):
     assert sha256(snapshot) == before  # the snapshot file never changes
 
 
+def test_hostname_is_the_callers(snapshot):
+    vm = VM(mem_mib=MEM, restore_from=snapshot, hostname="api-1.test")
+    try:
+        assert vm.run(["hostname"])[1] == b"api-1.test\n"
+    finally:
+        vm.destroy()
+    for bad in ("-x", "a b", "x" * 65, "a/b"):
+        with pytest.raises(MsbError) as e:
+            VM(mem_mib=MEM, restore_from=snapshot, hostname=bad)
+        assert e.value.errno == errno.EINVAL and "bad hostname" in e.value.msg
+
+
 def test_cold_and_warm_give_the_same_results(snapshot):
-    cmd = ["sh", "-c", "ls / ; cat /proc/mounts; nproc; id"]
-    warm = VM(mem_mib=MEM, restore_from=snapshot)
-    cold = VM(mem_mib=MEM, initrd=INITRD, cold=True)
+    cmd = ["sh", "-c", "ls / ; cat /proc/mounts; nproc; id; hostname"]
+    warm = VM(mem_mib=MEM, restore_from=snapshot, hostname="same")
+    cold = VM(mem_mib=MEM, initrd=INITRD, cold=True, hostname="same")
     try:
         assert warm.run(cmd)[1:] == cold.run(cmd)[1:]
     finally:
@@ -116,19 +133,25 @@ def test_warm_start_by_default_uses_one_cached_snapshot(tmp_path):
     reused after, and made again when it is damaged."""
     os.environ["MSB_HOME"] = str(tmp_path / "home")
     cache = tmp_path / "home" / "snapshots"
-    a = VM(mem_mib=MEM, initrd=INITRD)
+    said = []
+    a = VM(mem_mib=MEM, initrd=INITRD, progress=said.append)
     try:
         assert a.run(["echo", "one"])[1] == b"one\n"
     finally:
         a.destroy()
+    # the first start says what takes its time, once
+    assert said[0] == f"preparing a VM image for {MEM} MiB / 1 vCPU (first run only)", said
+    assert said[1].startswith("VM image ready in "), said
     snaps = list(cache.glob("*/vm.snap"))
     assert len(snaps) == 1
     made = snaps[0].stat().st_mtime_ns
-    b = VM(mem_mib=MEM, initrd=INITRD)
+    said.clear()
+    b = VM(mem_mib=MEM, initrd=INITRD, progress=said.append)
     try:
         assert b.run(["echo", "two"])[1] == b"two\n"
     finally:
         b.destroy()
+    assert said == []
     assert snaps[0].stat().st_mtime_ns == made  # reused, not made again
     with open(snaps[0], "r+b") as f:  # damage the state
         f.seek(4096 + 300)
@@ -190,11 +213,16 @@ def test_portable_host_starts_from_its_own_snapshot(snapshot, monkeypatch):
     snapshot is made beside the VM's on first use and reused after; the
     hosts started from it write their own copies of its memory."""
     monkeypatch.setenv("MSB_HOST", "portable")
-    a = VM(mem_mib=MEM, restore_from=snapshot)
+    for old in snapshot.parent.glob(snapshot.name + ".phost-*"):
+        old.unlink()  # made by an earlier test: see this one made
+    said = []
+    a = VM(mem_mib=MEM, restore_from=snapshot, progress=said.append)
     try:
         assert a.run(["echo", "one"])[1] == b"one\n"
     finally:
         a.destroy()
+    assert said[0] == "preparing the portable host for it (first run only)", said
+    assert said[1].startswith("portable host ready in "), said
     ram, state = phost_files(snapshot)
     assert len(ram) == 1 and len(state) == 1
     made = state[0].stat()

@@ -89,6 +89,10 @@ struct msb_vmproc_opts {
 	 * e.g. a warm-start snapshot's. NULL: boot. MSB_PHOST_SNAPSHOTS=0 in
 	 * the environment turns it off. */
 	const char *phost_snapshot;
+	/* As in struct msb_vm_opts: told when a portable host snapshot is
+	 * made (seconds, once). NULL: silent. */
+	void (*progress)(void *arg, const char *msg);
+	void *progress_arg;
 };
 
 struct msb_vmproc;
@@ -176,6 +180,16 @@ struct msb_vm_opts {
 	 * $MSB_HOME/snapshots/ and rebuilt when damaged or when an input
 	 * changes. 1: boot the kernel instead. */
 	int cold;
+	/* The guest's hostname: letters, digits, '-' and '.', at most 64, not
+	 * starting or ending with '-' or '.'. NULL: "msb-" and 8 random hex
+	 * digits, so no two sandboxes share one (a restored VM would otherwise
+	 * keep its snapshot's). */
+	const char *hostname;
+	/* Called with a line for a person during long work, e.g. the first
+	 * start of a shape, which prepares its snapshot (seconds, once).
+	 * NULL: silent. */
+	void (*progress)(void *arg, const char *msg);
+	void *progress_arg;
 };
 
 struct msb_vm;
@@ -191,6 +205,9 @@ struct msb_vm;
  * The calling thread must outlive the VM (see msb_vmproc_start()).
  */
 int msb_vm_start(const struct msb_vm_opts *opts, struct msb_vm **out, struct msb_err *err);
+
+/* The guest's hostname, owned by @vm. */
+const char *msb_vm_hostname(const struct msb_vm *vm);
 
 /* The agent's name and version ("msb-agent 0.1.0"), owned by @vm. */
 const char *msb_vm_agent(const struct msb_vm *vm);

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "identity.h"
 #include "fsutil.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,6 +76,13 @@ int snapcache_ensure(const struct msb_vm_opts *o, const char *path, struct msb_e
 		}
 	int e = 0;
 	if (access(path, R_OK) < 0) { /* nobody built it while we waited */
+		char msg[160];
+		long t0 = mono_ms();
+		snprintf(msg, sizeof(msg),
+		         "preparing a VM image for %u MiB / %u vCPU (first run only)", o->mem_mib,
+		         o->cpus);
+		if (o->progress)
+			o->progress(o->progress_arg, msg);
 		struct msb_vm_opts b = *o;
 		b.cold = 1;
 		b.restore_from = NULL;
@@ -88,6 +96,11 @@ int snapcache_ensure(const struct msb_vm_opts *o, const char *path, struct msb_e
 		if (e)
 			err_wrap(err, "preparing the VM snapshot for %u MiB / %u vCPU", b.mem_mib,
 			         b.cpus);
+		else if (o->progress) {
+			snprintf(msg, sizeof(msg), "VM image ready in %.1f s",
+			         (double)(mono_ms() - t0) / 1000);
+			o->progress(o->progress_arg, msg);
+		}
 	}
 	close(fd); /* releases the lock */
 	return e;

@@ -22,6 +22,11 @@
  * src/vmm/snapshot.c: a header page, 1 MiB of state, 2 MiB alignment) */
 #define SNAPSHOT_EXTRA (8u << 20)
 
+const char *msb_vm_hostname(const struct msb_vm *vm)
+{
+	return vm->hostname;
+}
+
 const char *msb_vm_agent(const struct msb_vm *vm)
 {
 	return vm->agent_name;
@@ -52,7 +57,29 @@ static int seed_guest(struct msb_vm *vm, struct msb_err *err)
 	uint8_t seed[SEED_BYTES];
 	if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed))
 		return err_set(err, -EIO, "getrandom: %s", strerror(errno));
-	return conn_send(vm, PROTO_ADD_ENTROPY, 0, seed, sizeof(seed), err);
+	if ((e = conn_send(vm, PROTO_ADD_ENTROPY, 0, seed, sizeof(seed), err)))
+		return e;
+	struct proto_hostname hn;
+	snprintf(hn.name, sizeof(hn.name), "%s", vm->hostname);
+	uint8_t hb[PROTO_MAX_HOSTNAME];
+	int n = proto_hostname_encode(&hn, hb, sizeof(hb));
+	if (n < 0)
+		return err_set(err, n, "bad hostname \"%s\"", vm->hostname);
+	return conn_send(vm, PROTO_SET_HOSTNAME, 0, hb, (uint32_t)n, err);
+}
+
+/* @o's hostname, or "msb-" and 8 random hex digits. */
+static int pick_hostname(const struct msb_vm_opts *o, char *out, size_t len, struct msb_err *err)
+{
+	if (o->hostname) { /* checked by msb_vm_start() */
+		snprintf(out, len, "%s", o->hostname);
+		return 0;
+	}
+	uint32_t r;
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		return err_set(err, -EIO, "getrandom: %s", strerror(errno));
+	snprintf(out, len, "msb-%08x", r);
+	return 0;
 }
 
 static int say_hello(struct msb_vm *vm, struct msb_err *err)
@@ -183,6 +210,11 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	if (mem < 64 || mem > (1u << 20))
 		return err_set(err, -EINVAL,
 		               "%u MiB of memory asked for; a sandbox has 64 MiB to 1 TiB", mem);
+	if (o->hostname && !proto_hostname_valid(o->hostname))
+		return err_set(err, -EINVAL,
+		               "bad hostname \"%s\": letters, digits, '-' and '.', at most %d, not "
+		               "starting or ending with '-' or '.'",
+		               o->hostname, PROTO_MAX_HOSTNAME);
 	if (o->restore_from && o->snapshot_to)
 		return err_set(err, -EINVAL, "a restored VM cannot be snapshotted again");
 	struct msb_host_choice hc;
@@ -199,6 +231,8 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	}
 	vm->fd = -1;
 	vm->next_id = 1;
+	if ((e = pick_hostname(o, vm->hostname, sizeof(vm->hostname), err)) < 0)
+		goto fail;
 	if ((e = find_vmm(hc.mode, p, err)) < 0)
 		goto fail;
 	char memstr[16], cpustr[16];
@@ -249,6 +283,8 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	    /* a restore's files are the same every time: start its portable
 	     * host from a snapshot too, kept beside the VM's */
 	    .phost_snapshot = o->restore_from,
+	    .progress = o->progress,
+	    .progress_arg = o->progress_arg,
 	};
 	if ((e = proto_reader_init(&vm->rd)) < 0) {
 		err_set(err, e, "out of memory");

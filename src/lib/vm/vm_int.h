@@ -51,6 +51,7 @@ struct msb_vm {
 	struct wbuf wb;
 	int hello; /* the agent's HELLO arrived */
 	char agent_name[PROTO_MAX_NAME + 1];
+	char hostname[PROTO_MAX_HOSTNAME + 1];
 	int dead; /* the connection is over: every call fails with dead_err */
 	struct msb_err dead_err;
 	int stopping;   /* SHUTDOWN sent: the connection's end is expected */

@@ -430,7 +430,7 @@ static int sync_and_rename(const char *tmp, const char *path)
 /* Makes the snapshot unless it is there, under the directory's lock. */
 static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *dir,
                   const char *prefix, const char *base, const char *ram, const char *state,
-                  struct msb_err *err)
+                  void (*progress)(void *, const char *), void *progress_arg, struct msb_err *err)
 {
 	if (access(state, R_OK) == 0 && access(ram, R_OK) == 0)
 		return 0;
@@ -457,6 +457,10 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 		           (sfd = mkostemp(state_tmp, O_CLOEXEC)) < 0))
 			e = err_set(err, -errno, "cannot create a file in %s: %s", dir,
 			            strerror(errno));
+		long t0 = mono_ms();
+		if (!e && progress)
+			progress(progress_arg,
+			         "preparing the portable host for it (first run only)");
 		if (!e)
 			e = make_snapshot(p, c, ram_tmp, sfd, err);
 		if (!e && ((e = sync_and_rename(ram_tmp, ram)) ||
@@ -469,6 +473,12 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 				fsync(dfd);
 				close(dfd);
 			}
+		}
+		if (!e && progress) {
+			char msg[80];
+			snprintf(msg, sizeof(msg), "portable host ready in %.1f s",
+			         (double)(mono_ms() - t0) / 1000);
+			progress(progress_arg, msg);
 		}
 		if (e) { /* before the partial files go */
 			char full[100];
@@ -489,6 +499,7 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 }
 
 int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char *path,
+                     void (*progress)(void *, const char *), void *progress_arg,
                      struct msb_err *err)
 {
 	uint64_t key = 0;
@@ -514,7 +525,7 @@ int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char
 	    fs_path(state, sizeof(state), "%s/%sstate", dir, base))
 		return err_set(err, -ENAMETOOLONG, "path too long: %s", dir);
 	for (int attempt = 0;; attempt++) {
-		if ((e = ensure(p, c, dir, prefix, base, ram, state, err)))
+		if ((e = ensure(p, c, dir, prefix, base, ram, state, progress, progress_arg, err)))
 			return e;
 		if ((e = restore(p, c, ram, state, err)) != -EPROTO || attempt)
 			return e;

@@ -214,7 +214,8 @@ static int start_portable(struct msb_vmproc *p, const struct msb_vmproc_opts *o,
 	    .vsock_port = o->stream_vsock_port,
 	};
 	if (o->phost_snapshot && !phost_snapshots_off())
-		return phost_snap_start(p, &c, o->phost_snapshot, err);
+		return phost_snap_start(p, &c, o->phost_snapshot, o->progress, o->progress_arg,
+		                        err);
 	struct argbuf a;
 	e = phost_cmd_build(&c, &a, err);
 	if (e)

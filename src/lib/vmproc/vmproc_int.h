@@ -46,8 +46,10 @@ void vmproc_kill(struct msb_vmproc *p);
  * host booted with the same files, kept as @prefix.phost-<key>.{ram,state}
  * and made first if there is none (docs/design/snapshot.md). Returns 0 with
  * p->pid and p->stream_fd set, or a negative errno with @err set.
+ * @progress, if not NULL, is told when a snapshot is made.
  */
 int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char *prefix,
+                     void (*progress)(void *, const char *), void *progress_arg,
                      struct msb_err *err);
 
 #endif
