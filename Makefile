@@ -32,7 +32,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(wildcard tests/unit/test_
 VMM_SRCS := $(wildcard src/vmm/*.c src/vmm/virtio/*.c)
 # The VMM's parts that need no /dev/kvm, for unit tests under ASan/UBSan.
 VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/serial.c \
-	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/evloop.c \
+	src/vmm/virtio/queue.c src/vmm/virtio/mmio.c src/vmm/virtio/vsock.c src/vmm/virtio/blk.c \
+	src/vmm/evloop.c \
 	src/vmm/timing.c src/vmm/snapfile.c
 
 all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
@@ -74,7 +75,7 @@ $(B)/libexec/msb/msb-kvm-smoke: src/kvmcheck/kvm_smoke.c src/kvmcheck/tinyvm.c \
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(filter %.c %.S,$^)
 
 # Static too: it runs natively and inside the portable host.
-$(B)/libexec/msb/msb-vmm: $(VMM_SRCS) $(wildcard src/vmm/*.h src/vmm/virtio/*.h) src/lib/util/crc32.h $(MUSL_INC)/.stamp
+$(B)/libexec/msb/msb-vmm: $(VMM_SRCS) $(wildcard src/vmm/*.h src/vmm/virtio/*.h) src/lib/util/crc32.h src/lib/util/le.h $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $(VMM_SRCS) -lpthread
 

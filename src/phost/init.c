@@ -12,7 +12,8 @@
  * kernel removes):
  *   [-f NAME]... [--vsock-relay PATH PORT] --run PROGRAM [ARG]...
  * Each NAME is a read-only virtio-blk disk whose serial is NAME; it appears
- * as /files/NAME. With --vsock-relay the stream is not the program's stdio:
+ * as /files/NAME. -F NAME is the same for a disk whose file changes at every
+ * restore (rebind_disk()). With --vsock-relay the stream is not the program's stdio:
  * it is relayed to guest port PORT through the VMM's vsock socket PATH
  * (the program is msb-vmm, started with --vsock PATH). Module parameters use the usual
  * "module.param=value" on the kernel command line (virtio_mmio.device=... on -M microvm).
@@ -287,6 +288,7 @@ static void relay(int stream, const char *path, uint32_t port)
 
 struct args {
 	const char *files[MAX_FILES];
+	int rebind[MAX_FILES]; /* -F: bound to another file at each restore */
 	int nfiles;
 	const char *relay_path;
 	unsigned long relay_port;
@@ -298,8 +300,9 @@ static void parse_args(int argc, char **argv, struct args *a)
 	memset(a, 0, sizeof(*a));
 	int i = 0;
 	for (; i < argc && strcmp(argv[i], "--run"); i++) {
-		if (!strcmp(argv[i], "-f") && i + 1 < argc && a->nfiles < MAX_FILES &&
-		    valid_name(argv[i + 1])) {
+		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "-F")) && i + 1 < argc &&
+		    a->nfiles < MAX_FILES && valid_name(argv[i + 1])) {
+			a->rebind[a->nfiles] = argv[i][1] == 'F';
 			a->files[a->nfiles++] = argv[++i];
 		} else if (!strcmp(argv[i], "--vsock-relay") && i + 2 < argc) {
 			a->relay_path = argv[++i];
@@ -367,6 +370,33 @@ static int await_resume(int stream, char *words, char **argv, int max)
 	return n;
 }
 
+/*
+ * A disk whose file was bound at this restore: QEMU serves the new file, but
+ * the driver still holds the size it read from the snapshot's placeholder
+ * and virtio-blk has no rescan. Unbinding and binding the driver probes the
+ * device again (a new block device, its own cache, the real size).
+ */
+static void rebind_disk(const char *disk)
+{
+	char link[128], target[256], dev[256];
+	snprintf(link, sizeof(link), "/sys/block/%s/device", disk);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	if (n <= 0)
+		die("cannot find the device of %s: %s", disk, strerror(errno));
+	target[n] = 0;
+	const char *base = strrchr(target, '/');
+	snprintf(dev, sizeof(dev), "%s", base ? base + 1 : target);
+	const char *drv = "/sys/bus/virtio/drivers/virtio_blk/";
+	for (int bind = 0; bind < 2; bind++) {
+		char path[96];
+		snprintf(path, sizeof(path), "%s%s", drv, bind ? "bind" : "unbind");
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, dev, strlen(dev)) != (ssize_t)strlen(dev))
+			die("cannot %s %s: %s", bind ? "bind" : "unbind", dev, strerror(errno));
+		close(fd);
+	}
+}
+
 /* A disk's cached blocks from before a snapshot may not be the restored
  * host's file: drop them (the snapshot is keyed by each file's size, so the
  * capacity the driver saw still holds). */
@@ -431,9 +461,13 @@ int main(int argc, char **argv)
 	for (int f = 0; f < a.nfiles; f++) {
 		char disk[MAX_NAME], target[MAX_NAME + 8], link[MAX_NAME + 8];
 		wait_for(a.files[f], disk_ready, a.files[f], disk, sizeof(disk));
+		if (serve && a.rebind[f]) {
+			rebind_disk(disk);
+			wait_for(a.files[f], disk_ready, a.files[f], disk, sizeof(disk));
+		}
 		snprintf(target, sizeof(target), "/dev/%s", disk);
 		snprintf(link, sizeof(link), "/files/%s", a.files[f]);
-		if (serve)
+		if (serve && !a.rebind[f])
 			drop_cached_blocks(target);
 		if (symlink(target, link) < 0)
 			die("cannot link %s: %s", link, strerror(errno));

@@ -12,6 +12,7 @@
 #include "boot.h"
 #include "timing.h"
 #include "snapshot.h"
+#include "virtio/blk.h"
 #include "virtio/vsock.h"
 #include "vm.h"
 
@@ -31,6 +32,7 @@
 #define BASE_CMDLINE "console=ttyS0 reboot=k panic=-1 quiet"
 #define MAX_KERNEL   (256u << 20)
 #define MAX_INITRD   (1024u << 20)
+#define MAX_DISKS    8
 
 struct opts {
 	const char *kernel, *initrd, *serial_log, *vsock;
@@ -39,6 +41,11 @@ struct opts {
 	int cpus;
 	int timing;
 	const char *snapshot_to, *restore;
+	int disk_slots;
+	struct {
+		const char *path; /* NULL: the slot is empty */
+		int writable;
+	} disks[MAX_DISKS];
 };
 
 static void usage(FILE *f)
@@ -46,7 +53,8 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: msb-vmm --kernel VMLINUX [--initrd FILE] [--memory MIB] [--cpus N]\n"
 	        "               [--cmdline ARGS] [--serial-log PATH] [--vsock PATH] [--timing]\n"
-	        "               [--snapshot-to PATH | --restore PATH]\n\n"
+	        "               [--snapshot-to PATH | --restore PATH]\n"
+	        "               [--disk-slots N] [--disk SLOT=PATH] [--disk-ro SLOT=PATH]\n\n"
 	        "Runs one KVM virtual machine: boots VMLINUX (an uncompressed ELF kernel\n"
 	        "with a PVH entry) and runs until the guest shuts down (exit 0), crashes\n"
 	        "(exit 1) or SIGTERM/SIGINT stops it (exit 0).\n\n"
@@ -57,8 +65,12 @@ static void usage(FILE *f)
 	        "  --timing           log start-up marks and memory use (for benchmarks)\n"
 	        "  --snapshot-to PATH when the guest asks (port 0x5b0), write a snapshot to\n"
 	        "                     PATH (a file or block device large enough) and exit\n"
-	        "  --restore PATH     start from the snapshot at PATH instead of booting\n",
-	        VM_MAX_CPUS, BASE_CMDLINE);
+	        "  --restore PATH     start from the snapshot at PATH instead of booting\n"
+	        "  --disk-slots N     N virtio-blk disks (at most %d), empty unless given:\n"
+	        "  --disk SLOT=PATH   slot SLOT (0..N-1) is the file or block device PATH;\n"
+	        "  --disk-ro SLOT=PATH   read-only. On a restore the guest learns the\n"
+	        "                     capacity through a config-change interrupt\n",
+	        VM_MAX_CPUS, BASE_CMDLINE, MAX_DISKS);
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -97,7 +109,19 @@ static int parse(int argc, char **argv, struct opts *o)
 			o->snapshot_to = v;
 		else if (!strcmp(a, "--restore"))
 			o->restore = v;
-		else if (!strcmp(a, "--memory")) {
+		else if (!strcmp(a, "--disk-slots")) {
+			long n = strtol(v, &end, 10);
+			if (*end || n < 0 || n > MAX_DISKS)
+				return -1;
+			o->disk_slots = (int)n;
+		} else if (!strcmp(a, "--disk") || !strcmp(a, "--disk-ro")) {
+			long n = strtol(v, &end, 10);
+			if (end == v || *end != '=' || !end[1] || n < 0 || n >= MAX_DISKS ||
+			    o->disks[n].path)
+				return -1;
+			o->disks[n].path = end + 1;
+			o->disks[n].writable = !strcmp(a, "--disk");
+		} else if (!strcmp(a, "--memory")) {
 			o->mem_mib = strtoul(v, &end, 10);
 			if (*end || o->mem_mib == 0)
 				return -1;
@@ -109,18 +133,22 @@ static int parse(int argc, char **argv, struct opts *o)
 		} else
 			return -1;
 	}
+	for (int i = o->disk_slots; i < MAX_DISKS; i++)
+		if (o->disks[i].path)
+			return -1; /* beyond --disk-slots */
 	/* a restore needs no kernel; a snapshot is never of a restored VM */
 	return (o->kernel || o->restore) && !(o->restore && o->snapshot_to) ? 0 : -1;
 }
 
 /* What a snapshot must match in the VMM that restores it: memory, vCPUs and
- * the device layout (vsock or not), and the file format. libmsb keys its
- * cache by the kernel and agent on top of this. */
+ * the device layout (vsock or not, disk slots), and the file format. libmsb
+ * keys its cache by the kernel and agent on top of this. */
 static void vm_shape(const struct opts *o, uint8_t shape[SNAP_SHAPE_SIZE])
 {
 	char desc[128];
-	int n = snprintf(desc, sizeof(desc), "msb-vmm snapshot 1; mem %lu MiB; cpus %d; vsock %d",
-	                 o->mem_mib, o->cpus, o->vsock != NULL);
+	int n = snprintf(desc, sizeof(desc),
+	                 "msb-vmm snapshot 1; mem %lu MiB; cpus %d; vsock %d; disks %d", o->mem_mib,
+	                 o->cpus, o->vsock != NULL, o->disk_slots);
 	memset(shape, 0, SNAP_SHAPE_SIZE);
 	uint32_t crc = snap_crc32(desc, (size_t)n);
 	memcpy(shape, &crc, sizeof(crc));
@@ -322,6 +350,23 @@ int main(int argc, char **argv)
 			return error("virtio-vsock: %s%s", why, "");
 		vsock_set_timing(vs, vm.timing);
 	}
+	static struct blk *disks[MAX_DISKS];
+	for (int i = 0; i < o.disk_slots; i++) {
+		uint64_t base;
+		uint32_t irq;
+		char serial[16];
+		snprintf(serial, sizeof(serial), "disk%d", i);
+		vm_next_device_slot(&vm, &base, &irq);
+		disks[i] = blk_create(&vm.gm, base, irq, serial);
+		if (!disks[i] || vm_add_device(&vm, blk_dev(disks[i]), why, sizeof(why)) < 0)
+			return error("virtio-blk: %s%s", disks[i] ? why : "out of memory", "");
+		/* booting, the driver finds the disk at probe; restoring, the
+		 * attach after the state tells a running driver */
+		if (!o.restore && o.disks[i].path &&
+		    blk_attach_path(disks[i], o.disks[i].path, o.disks[i].writable, why,
+		                    sizeof(why)) < 0)
+			return error("virtio-blk: %s%s", why, "");
+	}
 	if (o.restore) {
 		for (int i = 0; i < vm.ncpus; i++)
 			if (snapshot_vcpu_restore(&vm.vcpus[i], &snap, why, sizeof(why)) < 0)
@@ -329,6 +374,11 @@ int main(int argc, char **argv)
 		if (snapshot_vm_restore(&vm, &snap, why, sizeof(why)) < 0)
 			return error("cannot restore: %s%s", why, "");
 		snapshot_close(&snap);
+		for (int i = 0; i < o.disk_slots; i++)
+			if (o.disks[i].path &&
+			    blk_attach_path(disks[i], o.disks[i].path, o.disks[i].writable, why,
+			                    sizeof(why)) < 0)
+				return error("virtio-blk: %s%s", why, "");
 		timing_mark(vm.timing, "state restored");
 	} else if ((e = boot(&vm, &o, cmdline, sizeof(cmdline), kernel, klen, initrd, ilen, why,
 	                     sizeof(why))) < 0) {
@@ -371,6 +421,8 @@ int main(int argc, char **argv)
 	timing_memory(vm.timing, &vm.gm, "at the end");
 	vm_destroy(&vm);
 	vsock_destroy(vs);
+	for (int i = 0; i < o.disk_slots; i++)
+		blk_destroy(disks[i]);
 	int reason = atomic_load(&vm.stop);
 	switch (reason) {
 	case VM_STOP_GUEST_RESET:

@@ -15,8 +15,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define VM_MAX_CPUS  8 /* the guest kernel's NR_CPUS */
-#define VM_MAX_DEVS  8
+#define VM_MAX_CPUS  8             /* the guest kernel's NR_CPUS */
+#define VM_MAX_DEVS  16            /* IRQs 5..20: below the IOAPIC's 24 pins */
 #define VM_MMIO_BASE 0xd0000000ULL /* virtio-mmio windows, 4 KiB each */
 #define VM_FIRST_IRQ 5             /* after the ISA ones we use (serial: 4) */
 

@@ -21,12 +21,17 @@ class Err(Structure):
 PROGRESS = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
 
 
+class Disk(Structure):
+    _fields_ = [("path", c_char_p), ("writable", c_int)]
+
+
 class VmOpts(Structure):
     _fields_ = [("size", c_size_t), ("kernel", c_char_p), ("initrd", c_char_p),
                 ("mem_mib", c_uint), ("cpus", c_uint), ("boot_timeout_ms", c_int),
                 ("name", c_char_p), ("vmm_args", c_void_p), ("restore_from", c_char_p),
                 ("snapshot_to", c_char_p), ("cold", c_int), ("hostname", c_char_p),
-                ("progress", PROGRESS), ("progress_arg", c_void_p)]
+                ("progress", PROGRESS), ("progress_arg", c_void_p),
+                ("disks", POINTER(Disk)), ("ndisks", c_size_t)]
 
 
 class ExecOpts(Structure):
@@ -152,8 +157,11 @@ class Exec:
 
 class VM:
     def __init__(self, mem_mib=256, cpus=1, kernel=None, initrd=None, timeout_ms=0,
-                 restore_from=None, snapshot_to=None, cold=False, hostname=None, progress=None):
-        """progress: called with each progress line (str) msb_vm_start() reports."""
+                 restore_from=None, snapshot_to=None, cold=False, hostname=None, progress=None,
+                 disks=()):
+        """progress: called with each progress line (str) msb_vm_start() reports;
+        disks: (path, writable) pairs, slot 0 first."""
+        darr = (Disk * max(len(disks), 1))(*[Disk(str(p).encode(), int(w)) for p, w in disks])
         cb = PROGRESS(lambda _arg, msg: progress(msg.decode())) if progress else PROGRESS()
         o = VmOpts(size=ctypes.sizeof(VmOpts), mem_mib=mem_mib, cpus=cpus,
                    boot_timeout_ms=timeout_ms, name=b"test",
@@ -162,7 +170,7 @@ class VM:
                    restore_from=str(restore_from).encode() if restore_from else None,
                    snapshot_to=str(snapshot_to).encode() if snapshot_to else None,
                    cold=int(cold), hostname=hostname.encode() if hostname else None,
-                   progress=cb)
+                   progress=cb, disks=darr if disks else None, ndisks=len(disks))
         h, err = c_void_p(), Err()
         _check(LIB.msb_vm_start(byref(o), byref(h), byref(err)), err)
         self.h = h

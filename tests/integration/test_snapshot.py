@@ -96,6 +96,64 @@ def test_hostname_is_the_callers(snapshot):
         assert e.value.errno == errno.EINVAL and "bad hostname" in e.value.msg
 
 
+WAIT_DISK = ("i=0; while [ \"$(cat /sys/block/vda/size)\" = 0 ]; do "
+             "i=$((i+1)); [ $i -gt 3000 ] && exit 9; sleep 0.02; done")
+
+
+def test_ten_restored_sandboxes_each_see_their_own_disk(snapshot, tmp_path):
+    """Ten VMs restored from one snapshot at once, each with its own disk
+    bound after the restore: each sees its disk's size and contents, and
+    writes only its own file."""
+    n = 10
+    files = []
+    for k in range(n):
+        f = tmp_path / f"disk{k}.img"
+        f.write_bytes(f"disk-{k}\n".encode().ljust(4096 * (k + 1), b"."))
+        files.append(f)
+    results, errors = {}, []
+
+    def one(k):
+        try:
+            vm = VM(mem_mib=MEM, restore_from=snapshot, disks=[(files[k], True)])
+            try:
+                script = (WAIT_DISK + "; echo $(cat /sys/block/vda/serial); cat /sys/block/vda/size; "
+                          f"head -c 7 /dev/vda; printf 'wrote-{k}' | "
+                          "dd of=/dev/vda bs=512 seek=1 conv=notrunc,fsync 2>/dev/null")
+                st, out, err = vm.run(["sh", "-c", script])
+                results[k] = (st.code, out, err)
+            finally:
+                vm.destroy()
+        except Exception as e:  # reported below, with the others
+            errors.append((k, e))
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for k in range(n):
+        code, out, err = results[k]
+        assert code == 0, (k, out, err)
+        assert out == f"disk0\n{8 * (k + 1)}\ndisk-{k}\n".encode(), (k, out)
+        data = files[k].read_bytes()
+        assert data[512:512 + 7] == f"wrote-{k}".encode()[:7], k
+        assert len(data) == 4096 * (k + 1)
+
+
+def test_read_only_disk_refuses_writes(snapshot, tmp_path):
+    f = tmp_path / "ro.img"
+    f.write_bytes(b"x" * 8192)
+    vm = VM(mem_mib=MEM, restore_from=snapshot, disks=[(f, False)])
+    try:
+        st, out, err = vm.run(["sh", "-c", WAIT_DISK + "; head -c 4 /dev/vda; "
+                               "echo y | dd of=/dev/vda conv=fsync 2>/dev/null"])
+        assert out.startswith(b"xxxx") and st.code != 0, (st.code, out, err)
+    finally:
+        vm.destroy()
+    assert f.read_bytes() == b"x" * 8192
+
+
 def test_cold_and_warm_give_the_same_results(snapshot):
     cmd = ["sh", "-c", "ls / ; cat /proc/mounts; nproc; id; hostname"]
     warm = VM(mem_mib=MEM, restore_from=snapshot, hostname="same")
@@ -243,7 +301,7 @@ def test_portable_host_starts_from_its_own_snapshot(snapshot, monkeypatch):
     assert sha256(ram[0]) == before  # never written through
     assert not list(snapshot.parent.glob("*.XXXXXX")) and not [
         p for p in snapshot.parent.iterdir() if ".phost-" in p.name and p.suffix not in
-        (".ram", ".state")]  # no temporary files left
+        (".ram", ".state", ".phost-empty")]  # no temporary files left
 
 
 def test_damaged_portable_host_snapshot_is_made_again(snapshot, monkeypatch):
@@ -336,4 +394,4 @@ def test_full_disk_while_making_the_portable_host_snapshot(snapshot, tmp_path):
     result, out = run_on_small_disk(tmp_path, "64m", PHOST_FULL_SCRIPT, snapshot,
                                     MSB_HOST="portable")
     assert "portable host's snapshot" in result and "the disk holding it is full" in result, out
-    assert "LEFT ['vm.snap', 'vm.snap.phost.lock']" in out, out
+    assert "LEFT ['vm.snap', 'vm.snap.phost-empty', 'vm.snap.phost.lock']" in out, out

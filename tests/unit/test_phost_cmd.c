@@ -37,8 +37,8 @@ static void test_builds_command(void **state)
 {
 	(void)state;
 	const char *argv[] = {"/bin/msb-kvm-smoke", "--guest", "/files/guest", NULL};
-	const struct msb_vm_file files[] = {{"guest", "/share/guest.bin", 0},
-	                                    {"disk", "/d.img", 1}};
+	const struct msb_vm_file files[] = {{"guest", "/share/guest.bin", 0, 0},
+	                                    {"disk", "/d.img", 1, 0}};
 	struct phost_cmd c = base(argv, files, 2);
 	struct argbuf a;
 	struct msb_err err = {0};
@@ -71,7 +71,7 @@ static void test_vsock_relay(void **state)
 {
 	(void)state;
 	const char *argv[] = {"/bin/msb-vmm", "--kernel", "/files/kernel", NULL};
-	const struct msb_vm_file files[] = {{"kernel", "/k", 0}};
+	const struct msb_vm_file files[] = {{"kernel", "/k", 0, 0}};
 	struct phost_cmd c = base(argv, files, 1);
 	c.vsock_port = 1024;
 	struct argbuf a;
@@ -103,20 +103,20 @@ static void test_rejects_unsafe(void **state)
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
 	const char *ok[] = {"/bin/x", NULL};
-	const struct msb_vm_file comma[] = {{"f", "/a,b", 0}};
+	const struct msb_vm_file comma[] = {{"f", "/a,b", 0, 0}};
 	c = base(ok, comma, 1);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
-	const struct msb_vm_file twice[] = {{"f", "/a", 0}, {"f", "/b", 0}};
+	const struct msb_vm_file twice[] = {{"f", "/a", 0, 0}, {"f", "/b", 0, 0}};
 	c = base(ok, twice, 2);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "twice"));
 
-	const struct msb_vm_file badname[] = {{"../x", "/a", 0}};
+	const struct msb_vm_file badname[] = {{"../x", "/a", 0, 0}};
 	c = base(ok, badname, 1);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
-	const struct msb_vm_file longname[] = {{"a23456789012345678901", "/a", 0}};
+	const struct msb_vm_file longname[] = {{"a23456789012345678901", "/a", 0, 0}};
 	c = base(ok, longname, 1);
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);
 
@@ -166,7 +166,7 @@ static void test_snapshot_and_restore(void **state)
 {
 	(void)state;
 	const char *argv[] = {"/bin/msb-vmm", "--restore", "/files/snapshot", NULL};
-	const struct msb_vm_file files[] = {{"snapshot", "/s/vm.snap", 0}};
+	const struct msb_vm_file files[] = {{"snapshot", "/s/vm.snap", 0, 0}};
 	struct phost_cmd c = base(argv, files, 1);
 	c.mem_mib = 768;
 	c.vsock_port = 1024;
@@ -218,6 +218,26 @@ static void test_snapshot_and_restore(void **state)
 	for (int i = 0; i < 11; i++)
 		assert_string_equal(out[i], want[i]);
 	assert_null(out[11]);
+
+	/* a sandbox's own disk: its slot holds the placeholder in the
+	 * snapshot, the real file at a restore, and init binds it again (-F) */
+	const struct msb_vm_file two[] = {{"snapshot", "/s/vm.snap", 0, 0},
+	                                  {"disk0", "/d/mine.img", 1, 1}};
+	c.files = two;
+	c.nfiles = 2;
+	c.placeholder = "/s/vm.snap.phost-empty";
+	c.start = PHOST_SNAPSHOT;
+	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
+	assert_non_null(strstr(arg_after(&a, "-drive", 1), "readonly=off"));
+	assert_non_null(strstr(arg_after(&a, "-drive", 1), "file=/s/vm.snap.phost-empty"));
+	c.start = PHOST_RESTORE;
+	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
+	assert_non_null(strstr(arg_after(&a, "-drive", 1), "file=/d/mine.img"));
+	used = 0;
+	assert_int_equal(phost_words(&c, words, sizeof(words), ' ', &used, &err), 0);
+	assert_non_null(strstr(words, "-f snapshot -F disk0 "));
+	c.files = files;
+	c.nfiles = 1;
 
 	c.ram = "/a,b";
 	assert_int_equal(phost_cmd_build(&c, &a, &err), -EINVAL);

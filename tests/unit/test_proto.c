@@ -731,23 +731,24 @@ static void test_fixed_messages(void **state)
 	y.pid = 0;
 	assert_int_equal(proto_ready_encode(&y, b, sizeof(b)), -EINVAL);
 
+	uint8_t hb[PROTO_MAX_HOSTNAME + 8];
 	struct proto_hostname hn = {"msb-1a2b.example"}, hnd;
-	int hl = proto_hostname_encode(&hn, b, sizeof(b));
+	int hl = proto_hostname_encode(&hn, hb, sizeof(hb));
 	assert_int_equal(hl, 16);
-	assert_int_equal(proto_hostname_decode(b, (uint32_t)hl, &hnd), 0);
+	assert_int_equal(proto_hostname_decode(hb, (uint32_t)hl, &hnd), 0);
 	assert_string_equal(hnd.name, "msb-1a2b.example");
 	const char *bad_names[] = {"-a", "a-", ".a", "a.", "a b", "a\nb", "a/b", "", "a\x80"};
 	for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
 		assert_false(proto_hostname_valid(bad_names[i]));
 		size_t n = strlen(bad_names[i]);
-		memcpy(b, bad_names[i], n);
-		assert_int_equal(proto_hostname_decode(b, (uint32_t)n, &hnd), -EPROTO);
+		memcpy(hb, bad_names[i], n);
+		assert_int_equal(proto_hostname_decode(hb, (uint32_t)n, &hnd), -EPROTO);
 	}
-	memset(b, 'a', PROTO_MAX_HOSTNAME + 1);
-	assert_int_equal(proto_hostname_decode(b, PROTO_MAX_HOSTNAME, &hnd), 0);
-	assert_int_equal(proto_hostname_decode(b, PROTO_MAX_HOSTNAME + 1, &hnd), -EPROTO);
-	b[3] = 0; /* a NUL inside */
-	assert_int_equal(proto_hostname_decode(b, 8, &hnd), -EPROTO);
+	memset(hb, 'a', PROTO_MAX_HOSTNAME + 1);
+	assert_int_equal(proto_hostname_decode(hb, PROTO_MAX_HOSTNAME, &hnd), 0);
+	assert_int_equal(proto_hostname_decode(hb, PROTO_MAX_HOSTNAME + 1, &hnd), -EPROTO);
+	hb[3] = 0; /* a NUL inside */
+	assert_int_equal(proto_hostname_decode(hb, 8, &hnd), -EPROTO);
 
 	struct proto_set_time t = {1700000000, 999999999}, td;
 	assert_int_equal(proto_set_time_encode(&t, b, sizeof(b)), PROTO_SET_TIME_SIZE);

@@ -64,6 +64,11 @@ struct msb_vm_file {
 	const char *name; /* [A-Za-z0-9_.-]{1,20} (a virtio-blk serial), no leading dot */
 	const char *path; /* host path */
 	int writable;     /* the program may write it (in place: its size is fixed) */
+	/* A file that differs from one start to the next (a sandbox's own
+	 * disk). With a portable host snapshot, its slot is in the snapshot
+	 * and the file is bound at each start (its identity is not in the
+	 * snapshot's key). */
+	int per_start;
 };
 
 struct msb_vmproc_opts {
@@ -157,6 +162,14 @@ void msb_vmproc_destroy(struct msb_vmproc *p, int keep_log);
  * call on that VM fails with the same error, naming the VM's log.
  */
 
+/* A disk for a VM: a file (or block device) the guest sees as virtio-blk. */
+struct msb_vm_disk {
+	const char *path;
+	int writable; /* else read-only: the guest's writes fail */
+};
+
+#define MSB_VM_DISK_SLOTS 4 /* every VM has these; a disk fills one */
+
 struct msb_vm_opts {
 	size_t size;         /* sizeof(struct msb_vm_opts) */
 	const char *kernel;  /* the guest kernel (ELF vmlinux); NULL: msb's own */
@@ -190,6 +203,12 @@ struct msb_vm_opts {
 	 * NULL: silent. */
 	void (*progress)(void *arg, const char *msg);
 	void *progress_arg;
+	/* Disks, in slot order (the guest sees slot N as the virtio-blk disk
+	 * whose serial is "diskN"), at most MSB_VM_DISK_SLOTS. A restored VM
+	 * gets them after the restore, announced by a config-change
+	 * interrupt: wait until the disk's size is not 0 before using it. */
+	const struct msb_vm_disk *disks;
+	size_t ndisks;
 };
 
 struct msb_vm;

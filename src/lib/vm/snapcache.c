@@ -43,8 +43,8 @@ int snapcache_path(enum msb_host_mode mode, const char *kernel, const char *init
 	int e = vmm_identity(mode, vmm, sizeof(vmm), err);
 	if (e)
 		return e;
-	int n = snprintf(shape, sizeof(shape), "snapshot 1|mem %u|cpus %u|mode %d;", mem, cpus,
-	                 (int)mode);
+	int n = snprintf(shape, sizeof(shape), "snapshot 1|mem %u|cpus %u|mode %d|disks %d;", mem,
+	                 cpus, (int)mode, MSB_VM_DISK_SLOTS);
 	uint64_t h = fnv1a(FNV1A_INIT, shape, (size_t)n);
 	if ((e = identity_add(&h, kernel, err)) || (e = identity_add(&h, initrd, err)) ||
 	    (e = identity_add(&h, vmm, err)))
@@ -88,6 +88,8 @@ int snapcache_ensure(const struct msb_vm_opts *o, const char *path, struct msb_e
 		b.restore_from = NULL;
 		b.snapshot_to = path;
 		b.name = "snapshot";
+		b.disks = NULL; /* a snapshot holds empty disk slots */
+		b.ndisks = 0;
 		struct msb_vm *vm;
 		if ((e = msb_vm_start(&b, &vm, err)) == 0) {
 			e = msb_vm_snapshot(vm, 300000, err);

@@ -95,12 +95,15 @@ static int say_hello(struct msb_vm *vm, struct msb_err *err)
 
 /* Where msb-vmm and the files it reads are, on this host and as the chosen
  * host sees them (inside the portable host: /files/NAME). */
+#define MAX_FILES (3 + MSB_VM_DISK_SLOTS)
+
 struct vm_paths {
 	char vmm[4096];
-	char host[3][4096];
-	char in[3][4096];
-	struct msb_vm_file files[3];
+	char host[MAX_FILES][4096];
+	char in[MAX_FILES][4096];
+	struct msb_vm_file files[MAX_FILES];
 	size_t nfiles;
+	char disk_arg[MSB_VM_DISK_SLOTS][4200]; /* "N=PATH" for msb-vmm */
 };
 
 /* Adds a file msb-vmm reads (or writes); returns its path as msb-vmm sees it. */
@@ -210,11 +213,25 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	if (mem < 64 || mem > (1u << 20))
 		return err_set(err, -EINVAL,
 		               "%u MiB of memory asked for; a sandbox has 64 MiB to 1 TiB", mem);
+	if (o->ndisks > MSB_VM_DISK_SLOTS || (o->ndisks && !o->disks))
+		return err_set(err, -EINVAL, "%zu disks asked for; a sandbox has at most %d",
+		               o->ndisks, MSB_VM_DISK_SLOTS);
+	for (size_t i = 0; i < o->ndisks; i++)
+		if (!o->disks[i].path ||
+		    access(o->disks[i].path, o->disks[i].writable ? R_OK | W_OK : R_OK) < 0)
+			return err_set(err, o->disks[i].path ? -errno : -EINVAL,
+			               "cannot use %s as a disk: %s",
+			               o->disks[i].path ? o->disks[i].path : "(null)",
+			               o->disks[i].path ? strerror(errno) : "no path");
 	if (o->hostname && !proto_hostname_valid(o->hostname))
 		return err_set(err, -EINVAL,
 		               "bad hostname \"%s\": letters, digits, '-' and '.', at most %d, not "
 		               "starting or ending with '-' or '.'",
 		               o->hostname, PROTO_MAX_HOSTNAME);
+	if (o->snapshot_to && o->ndisks)
+		return err_set(err, -EINVAL,
+		               "a VM to be snapshotted has no disks (its disk slots stay empty, "
+		               "so every restore can bind its own)");
 	if (o->restore_from && o->snapshot_to)
 		return err_set(err, -EINVAL, "a restored VM cannot be snapshotted again");
 	struct msb_host_choice hc;
@@ -238,8 +255,24 @@ int msb_vm_start(const struct msb_vm_opts *o, struct msb_vm **out, struct msb_er
 	char memstr[16], cpustr[16];
 	snprintf(memstr, sizeof(memstr), "%u", mem);
 	snprintf(cpustr, sizeof(cpustr), "%u", cpus);
-	const char *argv[40] = {p->vmm, "--cpus", cpustr, "--memory", memstr, "--serial-log", "-"};
-	size_t argc = 7;
+	char slots[16];
+	snprintf(slots, sizeof(slots), "%d", MSB_VM_DISK_SLOTS);
+	const char *argv[48] = {p->vmm,         "--cpus", cpustr,         "--memory", memstr,
+	                        "--serial-log", "-",      "--disk-slots", slots};
+	size_t argc = 9;
+	static const char *const disk_names[MSB_VM_DISK_SLOTS] = {"disk0", "disk1", "disk2",
+	                                                          "disk3"};
+	for (size_t i = 0; i < o->ndisks; i++) {
+		const char *in =
+		    add_file(p, hc.mode, disk_names[i], o->disks[i].path, o->disks[i].writable);
+		p->files[p->nfiles - 1].per_start = 1;
+		if (fs_path(p->disk_arg[i], sizeof(p->disk_arg[i]), "%zu=%s", i, in)) {
+			e = err_set(err, -ENAMETOOLONG, "disk path too long: %s", o->disks[i].path);
+			goto fail;
+		}
+		argv[argc++] = o->disks[i].writable ? "--disk" : "--disk-ro";
+		argv[argc++] = p->disk_arg[i];
+	}
 	if (o->restore_from) {
 		if (access(o->restore_from, R_OK) < 0) {
 			e = err_set(err, -errno, "cannot read the snapshot %s: %s", o->restore_from,

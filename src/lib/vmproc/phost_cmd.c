@@ -82,7 +82,8 @@ int phost_words(const struct phost_cmd *c, char *buf, size_t len, char sep, size
 		if (!qemu_opt_safe(f->path))
 			return err_set(err, -EINVAL, "paths with ',' are not supported: %s",
 			               f->path);
-		e = append(buf, len, used, "-f", sep);
+		/* -F: a disk the host's init binds again after a restore */
+		e = append(buf, len, used, f->per_start ? "-F" : "-f", sep);
 		e = e ?: append(buf, len, used, f->name, sep);
 	}
 	if (!e && c->vsock_port) {
@@ -198,11 +199,17 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	/* werror/rerror=report: QEMU's default pauses the VM on ENOSPC, which
 	 * for us is a hang; reported, a full disk fails msb-vmm's write */
 	for (size_t i = 0; i < c->nfiles; i++) {
+		const char *path = c->files[i].path;
+		if (c->start == PHOST_SNAPSHOT && c->files[i].per_start)
+			path = c->placeholder;
+		if (!path || !qemu_opt_safe(path))
+			return err_set(err, -EINVAL, "bad path for shared file %s",
+			               c->files[i].name);
 		argbuf_push(a, "-drive");
 		argbuf_push(
 		    a,
 		    "if=none,id=file%zu,format=raw,readonly=%s,werror=report,rerror=report,file=%s",
-		    i, c->files[i].writable ? "off" : "on", c->files[i].path);
+		    i, c->files[i].writable ? "off" : "on", path);
 		argbuf_push(a, "-device");
 		argbuf_push(a, "virtio-blk-pci,drive=file%zu,serial=%s", i, c->files[i].name);
 	}

@@ -34,6 +34,9 @@ struct phost_cmd {
 	uint32_t vsock_port; /* relay the stream to this guest port; 0: stdio */
 	enum phost_start start;
 	const char *ram; /* guest RAM file, for PHOST_SNAPSHOT and PHOST_RESTORE */
+	/* PHOST_SNAPSHOT: an empty file that stands for each per_start file
+	 * (its disk slot is in the snapshot, the file is bound at restore) */
+	const char *placeholder;
 };
 
 #define PHOST_VSOCK_PATH "/run/vsock.sock" /* msb-vmm's socket inside the host */

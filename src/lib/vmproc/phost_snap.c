@@ -17,6 +17,7 @@
  * making the same one twice.
  */
 #include "vmproc_int.h"
+#include "le.h"
 #include "argbuf.h"
 #include "clock.h"
 #include "crc32.h"
@@ -90,8 +91,8 @@ static int snapshot_key(const struct phost_cmd *c, uint64_t *key, struct msb_err
 	if ((e = identity_add(&h, qemu, err)) || (e = identity_add(&h, c->kernel, err)) ||
 	    (e = identity_add(&h, c->initramfs, err)))
 		return e;
-	for (size_t i = 0; i < c->nfiles; i++)
-		if ((e = identity_add(&h, c->files[i].path, err)))
+	for (size_t i = 0; i < c->nfiles; i++) /* a per-start file is bound later */
+		if (!c->files[i].per_start && (e = identity_add(&h, c->files[i].path, err)))
 			return e;
 	*key = h;
 	return 0;
@@ -188,20 +189,6 @@ static int read_state(int fd, uint8_t **out, size_t *len, struct msb_err *err, c
 	*out = buf;
 	*len = (size_t)st.st_size;
 	return 0;
-}
-
-static void put_le(uint8_t *p, uint64_t v, int bytes)
-{
-	for (int i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, int bytes)
-{
-	uint64_t v = 0;
-	for (int i = bytes - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
 }
 
 /* Writes our header over the first bytes QEMU left alone. */
@@ -408,7 +395,8 @@ static void remove_stale(const char *dir, const char *prefix, const char *keep)
 	struct dirent *ent;
 	while ((ent = readdir(d))) {
 		if (strncmp(ent->d_name, pre, strlen(pre)) ||
-		    !strncmp(ent->d_name, keep, strlen(keep)))
+		    !strncmp(ent->d_name, keep, strlen(keep)) ||
+		    !strcmp(ent->d_name + strlen(pre), "empty"))
 			continue;
 		unlinkat(dirfd(d), ent->d_name, 0);
 	}
@@ -502,10 +490,6 @@ int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char
                      void (*progress)(void *, const char *), void *progress_arg,
                      struct msb_err *err)
 {
-	uint64_t key = 0;
-	int e = snapshot_key(c, &key, err);
-	if (e)
-		return e;
 	char dir[4096];
 	if (fs_path(dir, sizeof(dir), "%s", path))
 		return err_set(err, -ENAMETOOLONG, "path too long: %s", path);
@@ -519,6 +503,23 @@ int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char
 		snprintf(dir, sizeof(dir), ".");
 	if (!*prefix || strlen(prefix) > 200)
 		return err_set(err, -EINVAL, "bad snapshot path %s", path);
+	/* Each per-start file's slot holds this empty file in the snapshot;
+	 * init binds the disk again after the restore, and the driver then
+	 * reads the real file's size. */
+	char empty[4400];
+	if (fs_path(empty, sizeof(empty), "%s/%s.phost-empty", dir, prefix))
+		return err_set(err, -ENAMETOOLONG, "path too long: %s", dir);
+	struct phost_cmd with = *c;
+	with.placeholder = empty;
+	c = &with;
+	int efd = open(empty, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (efd < 0)
+		return err_set(err, -errno, "cannot create %s: %s", empty, strerror(errno));
+	close(efd);
+	uint64_t key = 0;
+	int e = snapshot_key(c, &key, err);
+	if (e)
+		return e;
 	char base[300], ram[4400], state[4400];
 	snprintf(base, sizeof(base), "%s.phost-%016llx.", prefix, (unsigned long long)key);
 	if (fs_path(ram, sizeof(ram), "%s/%sram", dir, base) ||

@@ -74,6 +74,13 @@ void virtio_signal_used(struct virtio_dev *d, int q)
 	interrupt(d, ISR_USED);
 }
 
+void virtio_config_changed(struct virtio_dev *d)
+{
+	d->config_generation++;
+	if (d->status & VIRTIO_STATUS_DRIVER_OK)
+		interrupt(d, ISR_CONFIG);
+}
+
 void virtio_fail(struct virtio_dev *d, const char *why)
 {
 	if (d->status & VIRTIO_STATUS_NEEDS_RESET)

@@ -108,6 +108,10 @@ void virtio_queue_kick(struct virtio_dev *d, int q);
 /* With the lock held: tell the driver that queue @q has used buffers. */
 void virtio_signal_used(struct virtio_dev *d, int q);
 
+/* With the lock held: the config space changed (e.g. a disk's capacity);
+ * tells a driver that is running. */
+void virtio_config_changed(struct virtio_dev *d);
+
 /* With the lock held: the device cannot go on (the driver broke a rule);
  * sets DEVICE_NEEDS_RESET and raises a config interrupt. */
 void virtio_fail(struct virtio_dev *d, const char *why);
