@@ -26,5 +26,6 @@ int cli_stop_signal(void);
 
 int cmd_info(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
 
 #endif

@@ -7,6 +7,8 @@
 static const struct cli_cmd commands[] = {
     {"info", "show how this machine runs sandboxes, and where msb keeps its files", cmd_info},
     {"doctor", "check that this machine can run sandboxes by starting a test VM", cmd_doctor},
+    {"prepare", "make a VM shape's warm-start image now, so its first sandbox starts warm",
+     cmd_prepare},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -9,12 +9,14 @@
  * With "crash" on the kernel command line it exits instead, so the kernel
  * panics (attempted to kill init) and the VMM reports a crash.
  * With "vsock" it first serves one connection on vsock port 1024: reads a
- * line and answers it upper-cased, the way the agent will be reached.
+ * line and answers it upper-cased, the way the agent will be reached, then
+ * waits for the host to close before it goes on (and reboots).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/vm_sockets.h>
+#include <poll.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/reboot.h>
@@ -73,8 +75,19 @@ static void vsock_echo(void)
 	if (c >= 0 && write(c, buf, got) != (ssize_t)got)
 		perror("msb-test-init: vsock write");
 	printf("msb-test-init: vsock answered %zu bytes\n", got);
-	if (c >= 0)
+	if (c >= 0) {
+		/* A write that returned is only queued: the kernel's virtio-vsock
+		 * sends from a worker, and the reboot that follows resets the
+		 * device and drops what it has not sent yet. So say we are done
+		 * (SHUT_WR) and wait for the host to end its side, which it does
+		 * only after it has read everything (bounded, for a host that
+		 * never closes). */
+		shutdown(c, SHUT_WR);
+		struct pollfd p = {.fd = c, .events = POLLIN};
+		while (poll(&p, 1, 30000) > 0 && read(c, buf, sizeof(buf)) > 0)
+			;
 		close(c);
+	}
 	close(l);
 }
 

@@ -229,7 +229,7 @@ def test_missing_qemu_is_reported(env, tmp_path):
 
 
 def test_help_on_every_command(env):
-    for args in (["--help"], ["info", "--help"], ["doctor", "--help"]):
+    for args in (["--help"], ["info", "--help"], ["doctor", "--help"], ["prepare", "--help"]):
         r = msb(env, *args)
         assert r.returncode == 0 and "usage: msb" in r.stdout, args
     r = msb(env, "nonsense")

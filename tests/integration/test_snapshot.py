@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, children
+from conftest import ROOT, children, msb
 from msbvm import MsbError, VM
 
 INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
@@ -395,3 +395,22 @@ def test_full_disk_while_making_the_portable_host_snapshot(snapshot, tmp_path):
                                     MSB_HOST="portable")
     assert "portable host's snapshot" in result and "the disk holding it is full" in result, out
     assert "LEFT ['vm.snap', 'vm.snap.phost-empty', 'vm.snap.phost.lock']" in out, out
+
+
+def test_msb_prepare_makes_a_shape_once(env):
+    """`msb prepare` makes the default image's snapshot (agent only) for a
+    shape ahead of its first sandbox, says so, and does nothing when it is
+    there."""
+    r = msb(env, "prepare", "--memory", "256")
+    assert r.returncode == 0, r.stderr
+    assert "msb: preparing a VM image for 256 MiB / 1 vCPU (first run only)" in r.stderr
+    assert "is ready" in r.stderr
+    home = env["MSB_HOME"]
+    snaps = [d for d in os.listdir(os.path.join(home, "snapshots"))
+             if os.path.exists(os.path.join(home, "snapshots", d, "vm.snap"))]
+    assert len(snaps) == 1 and snaps[0].endswith("-256mib-1cpu"), snaps
+    r = msb(env, "prepare", "--memory", "256")
+    assert r.returncode == 0 and "was ready already" in r.stderr, r.stderr
+    assert "preparing" not in r.stderr
+    r = msb(env, "prepare", "--memory", "lots")
+    assert r.returncode == 2 and "bad argument --memory" in r.stderr, r.stderr

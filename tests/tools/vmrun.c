@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int main(int argc, char **argv)
@@ -105,6 +106,9 @@ int main(int argc, char **argv)
 		fwrite(buf, 1, (size_t)n, stdout);
 		fflush(stdout);
 	}
+	/* the guest's listener waits for our end of the connection to close
+	 * before it shuts down: end it (natively our fd is the connection) */
+	shutdown(msb_vmproc_stream(vm), SHUT_RDWR);
 	int st = msb_vmproc_wait(vm, 600000, &err);
 	if (st < 0) {
 		fprintf(stderr, "vmrun: %s\n", err.msg);

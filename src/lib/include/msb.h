@@ -225,6 +225,15 @@ struct msb_vm;
  */
 int msb_vm_start(const struct msb_vm_opts *opts, struct msb_vm **out, struct msb_err *err);
 
+/*
+ * Makes the warm-start snapshot of @opts's shape now, unless it is cached
+ * (in the portable host, that host's snapshot too), by starting a VM of that
+ * shape and stopping it: the first msb_vm_start() of the shape is then
+ * already warm. @opts names a shape only: no cold, restore_from,
+ * snapshot_to or disks. Returns 0, or a negative errno with @err set.
+ */
+int msb_vm_prepare(const struct msb_vm_opts *opts, struct msb_err *err);
+
 /* The guest's hostname, owned by @vm. */
 const char *msb_vm_hostname(const struct msb_vm *vm);
 

@@ -356,6 +356,27 @@ fail:
 	return e;
 }
 
+int msb_vm_prepare(const struct msb_vm_opts *o, struct msb_err *err)
+{
+	if (!o || o->size < sizeof(*o))
+		return err_set(err, -EINVAL,
+		               "msb_vm_prepare: opts->size must be sizeof(struct msb_vm_opts)");
+	if (o->cold || o->restore_from || o->snapshot_to || o->ndisks)
+		return err_set(err, -EINVAL,
+		               "msb_vm_prepare takes a shape only (no cold, restore_from, "
+		               "snapshot_to or disks)");
+	struct msb_vm *vm;
+	int e = msb_vm_start(o, &vm, err);
+	if (e)
+		return e;
+	int st = msb_vm_stop(vm, 60000, err);
+	msb_vm_destroy(vm);
+	if (st < 0)
+		return st;
+	return st ? err_set(err, -EIO, "the prepared VM did not stop cleanly (status %d)", st)
+	          : 0;
+}
+
 int msb_vm_snapshot(struct msb_vm *vm, int timeout_ms, struct msb_err *err)
 {
 	if (!vm->snap_tmp)
