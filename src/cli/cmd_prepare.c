@@ -13,15 +13,16 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: msb prepare [--memory MIB] [--cpus N]\n\n"
-	           "Prepares the VM image sandboxes of this shape start from: boots msb's\n"
-	           "kernel and agent once and snapshots them (and, on a machine that uses the\n"
-	           "portable host, that host too), under $MSB_HOME/snapshots/. The first\n"
-	           "sandbox of a shape does this by itself; preparing it ahead makes that\n"
-	           "first start as fast as the rest. Nothing happens when it is ready.\n\n"
-	           "  --memory MIB   guest memory (default %d)\n"
-	           "  --cpus N       vCPUs (default 1)\n",
-	           DEFAULT_MIB);
+	fprintf(f,
+	        "usage: msb prepare [--memory MIB] [--cpus N]\n\n"
+	        "Prepares the VM image sandboxes of this shape start from: boots msb's\n"
+	        "kernel and agent once and snapshots them (and, on a machine that uses the\n"
+	        "portable host, that host too), under $MSB_HOME/snapshots/. The first\n"
+	        "sandbox of a shape does this by itself; preparing it ahead makes that\n"
+	        "first start as fast as the rest. Nothing happens when it is ready.\n\n"
+	        "  --memory MIB   guest memory (default %d)\n"
+	        "  --cpus N       vCPUs (default 1)\n",
+	        DEFAULT_MIB);
 }
 
 static void say(void *arg, const char *msg)

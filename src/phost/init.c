@@ -54,6 +54,7 @@
 #define MAX_NAME         64
 #define CMDLINE_MAX      4096
 #define MAX_ARGS         256
+#define RELAY_DRAIN_MS   2000
 
 static void logf_(const char *fmt, ...)
 {
@@ -490,7 +491,8 @@ int main(int argc, char **argv)
 		_exit(127);
 	}
 	logf_("started %s", prog[0]);
-	if (relay_path && fork() == 0) {
+	pid_t relay_pid = -1;
+	if (relay_path && (relay_pid = fork()) == 0) {
 		signal(SIGPIPE, SIG_IGN); /* a closed peer is an error to see, not a death */
 		relay(stream, relay_path, (uint32_t)relay_port);
 		_exit(0);
@@ -504,6 +506,12 @@ int main(int argc, char **argv)
 			die("wait: %s", strerror(errno));
 		if (p != child)
 			continue; /* an orphan reparented to us */
+		/* Let the relay copy what the VMM wrote last: it ends at the
+		 * socket's end-of-file, which the VMM's exit gives it. */
+		for (long dl = now_ms() + RELAY_DRAIN_MS; relay_pid > 0 && now_ms() < dl;
+		     sleep_ms(5))
+			if (waitpid(relay_pid, NULL, WNOHANG) != 0)
+				break;
 		if (WIFEXITED(st)) {
 			int code = WEXITSTATUS(st);
 			logf_("%s exited with status %d", prog[0], code);

@@ -132,7 +132,7 @@ static void test_read_write_flush_id(void **state)
 	assert_int_equal(back[0], 0xab);
 	assert_int_equal(back[511], 0xab);
 
-	assert_int_equal(request(&r, 4, 0, 0, 0, &used), 0); /* flush */
+	assert_int_equal(request(&r, 4, 0, 0, 0, &used), 0);  /* flush */
 	assert_int_equal(request(&r, 8, 0, 20, 1, &used), 0); /* get id */
 	assert_memory_equal(data, "disk0\0\0\0", 8);
 	teardown(&r);
@@ -167,7 +167,7 @@ static void test_hostile_requests(void **state)
 	uint8_t z[1024];
 	assert_int_equal(pread(r.fd, z, 1024, 2 * 512), 1024);
 	for (int i = 0; i < 1024; i++)
-		assert_int_equal(z[i], 0); /* discarded reads as zeroes */
+		assert_int_equal(z[i], 0);                     /* discarded reads as zeroes */
 	assert_int_equal(request(&r, 11, 0, 32, 0, &used), 1); /* two segments */
 	cnt = (uint32_t)sectors;
 	memcpy(gm_ptr(&r.gm, DATA + 8, 4), &cnt, 4);
@@ -204,7 +204,7 @@ static void test_read_only_and_empty(void **state)
 	setup(&r, 0);
 	uint32_t used;
 	assert_int_equal(request(&r, 0, 0, 512, 1, &used), 0);
-	assert_int_equal(request(&r, 1, 0, 512, 0, &used), 1);  /* write */
+	assert_int_equal(request(&r, 1, 0, 512, 0, &used), 1); /* write */
 	assert_int_equal(request(&r, 11, 0, 16, 0, &used), 1); /* discard */
 	assert_int_equal(request(&r, 4, 0, 0, 0, &used), 0);   /* flush: nothing to do */
 	teardown(&r);

@@ -373,8 +373,7 @@ int msb_vm_prepare(const struct msb_vm_opts *o, struct msb_err *err)
 	msb_vm_destroy(vm);
 	if (st < 0)
 		return st;
-	return st ? err_set(err, -EIO, "the prepared VM did not stop cleanly (status %d)", st)
-	          : 0;
+	return st ? err_set(err, -EIO, "the prepared VM did not stop cleanly (status %d)", st) : 0;
 }
 
 int msb_vm_snapshot(struct msb_vm *vm, int timeout_ms, struct msb_err *err)

@@ -29,14 +29,14 @@
 #define S_IOERR  1
 #define S_UNSUPP 2
 
-#define SECTOR       512u
-#define HDR_LEN      16u
-#define SEG_LEN      16u /* discard / write zeroes: sector u64, sectors u32, flags u32 */
-#define MAX_SEGS     1u  /* what we announce as max_discard_seg / max_write_zeroes_seg */
-#define MAX_RANGE    (1u << 22) /* sectors per discard or write-zeroes: 2 GiB */
-#define CONFIG_LEN   60u
-#define QUEUE_SIZE   256
-#define ZERO_CHUNK   65536u
+#define SECTOR     512u
+#define HDR_LEN    16u
+#define SEG_LEN    16u        /* discard / write zeroes: sector u64, sectors u32, flags u32 */
+#define MAX_SEGS   1u         /* what we announce as max_discard_seg / max_write_zeroes_seg */
+#define MAX_RANGE  (1u << 22) /* sectors per discard or write-zeroes: 2 GiB */
+#define CONFIG_LEN 60u
+#define QUEUE_SIZE 256
+#define ZERO_CHUNK 65536u
 
 struct blk {
 	struct virtio_dev dev;
@@ -52,12 +52,12 @@ static void config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, uint3
 	uint8_t cfg[CONFIG_LEN] = {0};
 	put_le(cfg + 0, b->sectors, 8);
 	put_le(cfg + 12, VQ_MAX_CHAIN - 2, 4); /* seg_max: header and status take two */
-	put_le(cfg + 36, MAX_RANGE, 4);       /* max_discard_sectors */
-	put_le(cfg + 40, MAX_SEGS, 4);        /* max_discard_seg */
-	put_le(cfg + 44, 8, 4);               /* discard_sector_alignment: 4 KiB */
-	put_le(cfg + 48, MAX_RANGE, 4);       /* max_write_zeroes_sectors */
-	put_le(cfg + 52, MAX_SEGS, 4);        /* max_write_zeroes_seg */
-	cfg[56] = 1;                          /* write_zeroes_may_unmap */
+	put_le(cfg + 36, MAX_RANGE, 4);        /* max_discard_sectors */
+	put_le(cfg + 40, MAX_SEGS, 4);         /* max_discard_seg */
+	put_le(cfg + 44, 8, 4);                /* discard_sector_alignment: 4 KiB */
+	put_le(cfg + 48, MAX_RANGE, 4);        /* max_write_zeroes_sectors */
+	put_le(cfg + 52, MAX_SEGS, 4);         /* max_write_zeroes_seg */
+	cfg[56] = 1;                           /* write_zeroes_may_unmap */
 	memcpy(data, cfg + off, len);
 }
 
@@ -87,10 +87,10 @@ static int chain_io(struct blk *b, const struct vq_chain *c, int to_guest, uint6
 		if (!p)
 			return -EFAULT;
 		for (uint64_t done = 0; done < n;) {
-			ssize_t r = to_guest ? pread(b->fd, p + done, (size_t)(n - done),
-			                             (off_t)(pos + done))
-			                     : pwrite(b->fd, p + done, (size_t)(n - done),
-			                              (off_t)(pos + done));
+			ssize_t r =
+			    to_guest
+			        ? pread(b->fd, p + done, (size_t)(n - done), (off_t)(pos + done))
+			        : pwrite(b->fd, p + done, (size_t)(n - done), (off_t)(pos + done));
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r < 0)
@@ -98,7 +98,8 @@ static int chain_io(struct blk *b, const struct vq_chain *c, int to_guest, uint6
 			if (r == 0) {
 				if (!to_guest)
 					return -EIO;
-				memset(p + done, 0, (size_t)(n - done)); /* a file shorter than we were told */
+				memset(p + done, 0,
+				       (size_t)(n - done)); /* a file shorter than we were told */
 				break;
 			}
 			done += (uint64_t)r;
@@ -147,7 +148,8 @@ static uint8_t do_segments(struct blk *b, const struct vq_chain *c, uint32_t typ
 		if (vq_chain_read(b->dev.gm, c, off, seg, SEG_LEN) != SEG_LEN)
 			return S_IOERR;
 		uint64_t sector = get_le(seg, 8);
-		uint32_t count = (uint32_t)get_le(seg + 8, 4), flags = (uint32_t)get_le(seg + 12, 4);
+		uint32_t count = (uint32_t)get_le(seg + 8, 4),
+		         flags = (uint32_t)get_le(seg + 12, 4);
 		/* only write zeroes' "unmap" flag is defined */
 		if (count > MAX_RANGE || !in_range(b, sector, count) ||
 		    (flags & ~(type == T_WRITE_ZEROES ? 1u : 0u)))

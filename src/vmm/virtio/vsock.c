@@ -49,10 +49,19 @@ struct hdr {
 	uint32_t flags, buf_alloc, fwd_cnt;
 } __attribute__((packed));
 
+/* Connections live in slots of struct vsock that are never freed while the
+ * device exists: the event loop may still hold an event for a connection
+ * that was just freed (later in the same epoll batch, or while it waits for
+ * the lock the vCPU thread holds to reset the device), and must find a slot
+ * marked not live (or a new connection, for which a spurious event is
+ * harmless), not freed memory. vs and src.cb are set once; conn_new()
+ * clears the rest (from state on). */
 struct conn {
 	struct vsock *vs;
 	struct ev_source src;
 	enum conn_state state;
+	int live;       /* in vs->conns */
+	int registered; /* src.fd is in the event loop */
 	uint32_t local_port, peer_port;
 	char line[LINE_MAX_LEN];
 	size_t line_len;
@@ -71,6 +80,7 @@ struct vsock {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ev_source listen_src;
 	struct conn *conns[MAX_CONNS];
+	struct conn slots[MAX_CONNS]; /* conns[i] is &slots[i] or NULL */
 	uint32_t next_port;
 	int rx_starved;
 	struct vq_chain held; /* an rx chain taken but not used */
@@ -94,21 +104,35 @@ static void update_events(struct conn *c)
 		ev |= EPOLLIN;
 	if (c->buf_len)
 		ev |= EPOLLOUT;
-	if (ev != c->events) {
+	/* epoll reports EPOLLHUP/EPOLLERR whatever the mask: a host that hung
+	 * up while we wait for the guest (its RST, credit, rx buffers) would
+	 * wake the loop without end. Watch the fd only when we want something
+	 * of it; level-triggered, nothing is missed when it comes back. */
+	if (!ev) {
+		if (c->registered)
+			evloop_del(c->vs->loop, &c->src);
+		c->registered = 0;
+	} else if (!c->registered) {
+		c->registered = evloop_add(c->vs->loop, &c->src, ev) == 0;
+	} else if (ev != c->events) {
 		evloop_mod(c->vs->loop, &c->src, ev);
-		c->events = ev;
 	}
+	c->events = ev;
 }
 
 static void conn_free(struct vsock *vs, int i)
 {
 	struct conn *c = vs->conns[i];
 	if (c->src.fd >= 0) {
-		evloop_del(vs->loop, &c->src);
+		if (c->registered)
+			evloop_del(vs->loop, &c->src);
 		close(c->src.fd);
 	}
 	free(c->buf);
-	free(c);
+	c->buf = NULL;
+	c->src.fd = -1;
+	c->registered = 0;
+	c->live = 0;
 	vs->conns[i] = NULL;
 }
 
@@ -117,9 +141,11 @@ static void conn_free(struct vsock *vs, int i)
 static void conn_reset(struct conn *c)
 {
 	if (c->src.fd >= 0) {
-		evloop_del(c->vs->loop, &c->src);
+		if (c->registered)
+			evloop_del(c->vs->loop, &c->src);
 		close(c->src.fd);
 		c->src.fd = -1;
+		c->registered = 0;
 	}
 	c->state = C_CLOSED;
 	c->pending = P_RST;
@@ -135,26 +161,26 @@ static struct conn *conn_new(struct vsock *vs, int fd, enum conn_state st)
 			slot = i;
 	if (slot < 0)
 		return NULL;
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = &vs->slots[slot];
 	uint8_t *buf = malloc(CONN_BUF);
-	if (!c || !buf) {
-		free(c);
-		free(buf);
+	if (!buf)
 		return NULL;
-	}
-	c->vs = vs;
+	memset((char *)c + offsetof(struct conn, state), 0,
+	       sizeof(*c) - offsetof(struct conn, state));
 	c->buf = buf;
 	c->state = st;
 	c->src.fd = fd;
-	c->src.cb = on_conn_event;
-	if (fd >= 0) {
-		c->events = st == C_LINE ? EPOLLIN : 0;
-		if (evloop_add(vs->loop, &c->src, c->events) < 0) {
+	if (fd >= 0 && st == C_LINE) {
+		if (evloop_add(vs->loop, &c->src, EPOLLIN) < 0) {
+			c->src.fd = -1;
 			free(buf);
-			free(c);
+			c->buf = NULL;
 			return NULL;
 		}
+		c->registered = 1;
+		c->events = EPOLLIN;
 	}
+	c->live = 1;
 	vs->conns[slot] = c;
 	return c;
 }
@@ -250,6 +276,14 @@ static void host_to_guest(struct conn *c)
 	struct vq_chain ch;
 	if (!rx_chain(vs, &ch)) {
 		vs->rx_starved = 1;
+		return;
+	}
+	if (conn_credit(c) == 0) {
+		/* woken without credit (a hang-up is reported whatever the
+		 * mask): nothing may be sent, and a read of 0 bytes is not the
+		 * end of the host's stream */
+		vs->held = ch;
+		vs->have_held = 1;
 		return;
 	}
 	uint64_t room = ch.wlen - HDR_SIZE;
@@ -355,7 +389,7 @@ static void on_conn_event(struct ev_source *s, uint32_t events)
 	struct conn *c = (struct conn *)((char *)s - offsetof(struct conn, src));
 	struct vsock *vs = c->vs;
 	pthread_mutex_lock(&vs->dev.lock);
-	if (vs->dev.active) {
+	if (vs->dev.active && c->live) {
 		if (c->state == C_LINE && (events & (EPOLLIN | EPOLLHUP)))
 			read_line(c);
 		else if (c->state == C_CONNECTED && (events & (EPOLLIN | EPOLLHUP)) && !c->host_eof)
@@ -564,6 +598,11 @@ struct vsock *vsock_create(const struct gm *gm, struct evloop *loop, const char 
 	}
 	virtio_dev_init(&vs->dev, &vsock_ops, vs, gm, base, irq);
 	vs->loop = loop;
+	for (int i = 0; i < MAX_CONNS; i++) {
+		vs->slots[i].vs = vs;
+		vs->slots[i].src.fd = -1;
+		vs->slots[i].src.cb = on_conn_event;
+	}
 	/* a random start: a VM restored from a snapshot may still know the
 	 * ports of the connection that closed just before it was taken */
 	uint32_t r = 0;
