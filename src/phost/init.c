@@ -55,6 +55,7 @@
 #define CMDLINE_MAX      4096
 #define MAX_ARGS         256
 #define RELAY_DRAIN_MS   2000
+#define READAHEAD_KB     "2048"
 
 static void logf_(const char *fmt, ...)
 {
@@ -398,6 +399,24 @@ static void rebind_disk(const char *disk)
 	}
 }
 
+/*
+ * A restored guest faults its memory in from the snapshot disk, a page at a
+ * time at first, each fault a virtio-blk request through emulated QEMU:
+ * a larger read-ahead window makes each request bring in more of the
+ * neighbourhood (guest memory has locality). Best effort.
+ */
+static void set_readahead(const char *disk)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/block/%s/queue/read_ahead_kb", disk);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t w = write(fd, READAHEAD_KB, strlen(READAHEAD_KB));
+	(void)w;
+	close(fd);
+}
+
 /* A disk's cached blocks from before a snapshot may not be the restored
  * host's file: drop them (the snapshot is keyed by each file's size, so the
  * capacity the driver saw still holds). */
@@ -470,6 +489,7 @@ int main(int argc, char **argv)
 		snprintf(link, sizeof(link), "/files/%s", a.files[f]);
 		if (serve && !a.rebind[f])
 			drop_cached_blocks(target);
+		set_readahead(disk);
 		if (symlink(target, link) < 0)
 			die("cannot link %s: %s", link, strerror(errno));
 	}
