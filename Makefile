@@ -18,7 +18,8 @@ MUSL_INC := $(B)/musl-inc
 MUSL_CFLAGS := $(CSTD) $(WARN) -O2 -static -isystem $(MUSL_INC)
 
 PROTO_SRCS := $(wildcard src/proto/*.c)
-LIB_SRCS := $(wildcard src/lib/util/*.c src/lib/host/*.c src/lib/vmproc/*.c src/lib/vm/*.c) \
+LIB_SRCS := $(wildcard src/lib/util/*.c src/lib/host/*.c src/lib/vmproc/*.c src/lib/vm/*.c \
+                      src/lib/image/*.c) \
             src/kvmcheck/tinyvm.c $(PROTO_SRCS)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/src/kvmcheck/tinyvm_guest.o
 CLI_SRCS := $(wildcard src/cli/*.c)
