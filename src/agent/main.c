@@ -8,6 +8,7 @@
  *                        (tests run the agent on the host this way)
  */
 #include "proto.h"
+#include "root.h"
 #include "session.h"
 
 /* The VMM's snapshot port (src/vmm/snapshot.h). */
@@ -119,9 +120,10 @@ static void snapshot_point(void)
 
 int main(int argc, char **argv)
 {
+	struct agent_root root = {0};
 	if (argc == 3 && !strcmp(argv[1], "--fd")) {
 		int sigfd = setup_signals();
-		int r = session_run(atoi(argv[2]), sigfd);
+		int r = session_run(atoi(argv[2]), sigfd, &root);
 		return r < 0 ? 1 : 0;
 	}
 	if (getpid() != 1) {
@@ -143,7 +145,7 @@ int main(int argc, char **argv)
 		int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
 		if (c < 0)
 			continue;
-		int r = session_run(c, sigfd);
+		int r = session_run(c, sigfd, &root);
 		close(c);
 		if (r == 1)
 			power_off();

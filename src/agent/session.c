@@ -1,5 +1,6 @@
 /* The agent's side of a host connection: see session.h. */
 #include "session.h"
+#include "root.h"
 #include "proto.h"
 #include "spawn.h"
 #include "wbuf.h"
@@ -45,6 +46,7 @@ struct exec {
 
 struct session {
 	int conn;
+	struct agent_root *root; /* the image root, once mounted; owned by main() */
 	struct proto_reader rd;
 	struct wbuf wb;
 	struct exec *execs;
@@ -126,7 +128,8 @@ static void exec_start(struct session *s, uint32_t id, const uint8_t *p, uint32_
 		e = -ENOMEM;
 		snprintf(er.msg, sizeof(er.msg), "out of memory");
 	} else {
-		e = spawn_exec(&m, &sp, er.msg, sizeof(er.msg));
+		e = spawn_exec(&m, s->root->mounted ? s->root->path : NULL, &sp, er.msg,
+		               sizeof(er.msg));
 	}
 	if (e < 0) {
 		free(x);
@@ -274,6 +277,28 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 	case PROTO_SHUTDOWN:
 		s->shutdown = 1;
 		return;
+	case PROTO_MOUNT_ROOT: {
+		struct proto_mount_root mr;
+		if (h->id <= s->max_id || proto_mount_root_decode(p, h->len, &mr) < 0) {
+			conn_error(s, -EPROTO, "malformed MOUNT_ROOT");
+			return;
+		}
+		s->max_id = h->id;
+		/* waits at most mr.wait_ms here: the disk of a restored VM gets
+		 * its capacity within milliseconds of the restore */
+		struct proto_error er = {0};
+		int e = root_mount(s->root, mr.disk, mr.wait_ms, er.msg, sizeof(er.msg));
+		if (!e) {
+			wbuf_frame(&s->wb, PROTO_DONE, h->id, NULL, 0);
+			return;
+		}
+		er.err = -e;
+		uint8_t b[PROTO_ERROR_FIXED + PROTO_MAX_ERROR_MSG];
+		int n = proto_error_encode(&er, b, sizeof(b));
+		if (n >= 0)
+			wbuf_frame(&s->wb, PROTO_ERROR, h->id, b, (uint32_t)n);
+		return;
+	}
 	case PROTO_SET_HOSTNAME: {
 		struct proto_hostname hn;
 		if (proto_hostname_decode(p, h->len, &hn) < 0) {
@@ -475,9 +500,9 @@ static void session_end(struct session *s)
 	wbuf_free(&s->wb);
 }
 
-int session_run(int conn, int sigfd)
+int session_run(int conn, int sigfd, struct agent_root *root)
 {
-	struct session s = {.conn = conn};
+	struct session s = {.conn = conn, .root = root};
 	int fl = fcntl(conn, F_GETFL);
 	if (fl < 0 || fcntl(conn, F_SETFL, fl | O_NONBLOCK) < 0 || proto_reader_init(&s.rd) < 0)
 		return -ENOMEM;

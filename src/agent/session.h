@@ -14,7 +14,11 @@
  * the host asked for a shutdown, 0 when the connection ended, or a negative
  * errno when the agent itself failed (out of memory), or 2 when the host asked
  * for a snapshot (the connection is then over and nothing runs). */
-int session_run(int conn, int sigfd);
+struct agent_root;
+
+/* @root: the image root (root.h), owned by the caller, shared by every
+ * connection: execs run chrooted into it once MOUNT_ROOT mounted it. */
+int session_run(int conn, int sigfd, struct agent_root *root);
 
 /* Reaps every ended child without waiting; for use between connections. */
 void session_reap(int sigfd);

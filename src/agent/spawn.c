@@ -43,7 +43,8 @@ static void child_fail(int st, const char *what)
 }
 
 /* In the child: make the fds 0..2, credentials, cwd, then exec. */
-static void child_run(const struct proto_exec *m, int in, int out, int err, const char *pts, int st)
+static void child_run(const struct proto_exec *m, const char *root, int in, int out, int err,
+                      const char *pts, int st)
 {
 	sigset_t all;
 	sigemptyset(&all);
@@ -62,6 +63,9 @@ static void child_run(const struct proto_exec *m, int in, int out, int err, cons
 	}
 	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
 		child_fail(st, "set up stdio");
+	/* the terminal is open already: it lives in the agent's /dev/pts */
+	if (root && (chroot(root) < 0 || chdir("/") < 0))
+		child_fail(st, "chroot");
 	/* EPERM: the agent runs unprivileged (tests on the host) and has none */
 	if (setgroups(0, NULL) < 0 && errno != EPERM)
 		child_fail(st, "setgroups");
@@ -96,7 +100,8 @@ static int open_pty(const struct proto_exec *m, int *master, char *pts, size_t p
 	return 0;
 }
 
-int spawn_exec(const struct proto_exec *m, struct spawned *s, char *msg, size_t msglen)
+int spawn_exec(const struct proto_exec *m, const char *root, struct spawned *s, char *msg,
+               size_t msglen)
 {
 	/* parent-side ends [0], child-side ends [1] */
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
@@ -140,7 +145,7 @@ int spawn_exec(const struct proto_exec *m, struct spawned *s, char *msg, size_t 
 		goto fail_errno;
 	}
 	if (pid == 0)
-		child_run(m, in[1], out[1], err[1], pts[0] ? pts : NULL, st[1]);
+		child_run(m, root, in[1], out[1], err[1], pts[0] ? pts : NULL, st[1]);
 	close_fd(&st[1]);
 	close_fd(&in[1]);
 	close_fd(&out[1]);

@@ -501,6 +501,36 @@ int proto_hostname_decode(const uint8_t *p, uint32_t len, struct proto_hostname 
 	return 0;
 }
 
+static int mount_root_check(const struct proto_mount_root *m)
+{
+	return m->disk <= PROTO_MAX_DISK && m->flags == 0 && m->wait_ms <= PROTO_MAX_WAIT_MS
+	           ? 0
+	           : -EPROTO;
+}
+
+int proto_mount_root_encode(const struct proto_mount_root *m, uint8_t *out, size_t cap)
+{
+	if (mount_root_check(m) < 0)
+		return -EINVAL;
+	if (cap < PROTO_MOUNT_ROOT_SIZE)
+		return -ENOSPC;
+	proto_put32(out, m->disk);
+	proto_put32(out + 4, m->flags);
+	proto_put32(out + 8, m->wait_ms);
+	return PROTO_MOUNT_ROOT_SIZE;
+}
+
+int proto_mount_root_decode(const uint8_t *p, uint32_t len, struct proto_mount_root *out)
+{
+	if (len != PROTO_MOUNT_ROOT_SIZE)
+		return -EPROTO;
+	struct proto_mount_root m = {proto_get32(p), proto_get32(p + 4), proto_get32(p + 8)};
+	if (mount_root_check(&m) < 0)
+		return -EPROTO;
+	*out = m;
+	return 0;
+}
+
 static int pid_check(uint32_t pid)
 {
 	return pid >= 1 && pid <= INT32_MAX ? 0 : -EPROTO;

@@ -40,6 +40,9 @@ static const struct type_rule rules[PROTO_TYPE_MAX + 1] = {
     [PROTO_READY] = {"READY", PROTO_READY_SIZE, PROTO_READY_SIZE, 0, ID_NONZERO},
     [PROTO_SNAPSHOT] = {"SNAPSHOT", 0, 0, 0, ID_ZERO},
     [PROTO_SET_HOSTNAME] = {"SET_HOSTNAME", 1, PROTO_MAX_HOSTNAME, 0, ID_ZERO},
+    [PROTO_MOUNT_ROOT] = {"MOUNT_ROOT", PROTO_MOUNT_ROOT_SIZE, PROTO_MOUNT_ROOT_SIZE, 0,
+                          ID_NONZERO},
+    [PROTO_DONE] = {"DONE", 0, 0, 0, ID_NONZERO},
 };
 
 const char *proto_type_name(unsigned type)

@@ -52,8 +52,10 @@ enum proto_type {
 	PROTO_READY = 16,        /* agent: exec `id` started; payload: its pid */
 	PROTO_SNAPSHOT = 17,     /* host: close this connection and let the VMM snapshot */
 	PROTO_SET_HOSTNAME = 18, /* host: the guest's hostname */
+	PROTO_MOUNT_ROOT = 19,   /* host: request `id`: mount the image root from a disk */
+	PROTO_DONE = 20,         /* agent: request `id` succeeded (else ERROR for it) */
 };
-#define PROTO_TYPE_MAX PROTO_SET_HOSTNAME
+#define PROTO_TYPE_MAX PROTO_DONE
 
 /*
  * The frame header, decoded. On the wire: version u8, type u8, flags u16,
@@ -70,25 +72,28 @@ struct proto_hdr {
 };
 
 /* Payload sizes and limits. */
-#define PROTO_HELLO_FIXED   12 /* then the name */
-#define PROTO_MAX_NAME      64
-#define PROTO_EXEC_FIXED    24 /* then the string area */
-#define PROTO_MAX_ARGS      4096
-#define PROTO_MAX_ENV       4096
-#define PROTO_MAX_STRING    65536 /* bytes of one EXEC string, without its NUL */
-#define PROTO_CREDIT_SIZE   8
-#define PROTO_SIGNAL_SIZE   4
-#define PROTO_RESIZE_SIZE   4
-#define PROTO_EXIT_SIZE     12
-#define PROTO_ERROR_FIXED   4 /* then the message */
-#define PROTO_MAX_ERROR_MSG 1024
-#define PROTO_SET_TIME_SIZE 16
-#define PROTO_MAX_ENTROPY   4096
-#define PROTO_MAX_PING      64
-#define PROTO_READY_SIZE    4
-#define PROTO_MAX_SIGNAL    64
-#define PROTO_MAX_ERRNO     4095
-#define PROTO_MAX_HOSTNAME  64 /* Linux's HOST_NAME_MAX */
+#define PROTO_HELLO_FIXED     12 /* then the name */
+#define PROTO_MAX_NAME        64
+#define PROTO_EXEC_FIXED      24 /* then the string area */
+#define PROTO_MAX_ARGS        4096
+#define PROTO_MAX_ENV         4096
+#define PROTO_MAX_STRING      65536 /* bytes of one EXEC string, without its NUL */
+#define PROTO_CREDIT_SIZE     8
+#define PROTO_SIGNAL_SIZE     4
+#define PROTO_RESIZE_SIZE     4
+#define PROTO_EXIT_SIZE       12
+#define PROTO_ERROR_FIXED     4 /* then the message */
+#define PROTO_MAX_ERROR_MSG   1024
+#define PROTO_SET_TIME_SIZE   16
+#define PROTO_MAX_ENTROPY     4096
+#define PROTO_MAX_PING        64
+#define PROTO_READY_SIZE      4
+#define PROTO_MAX_SIGNAL      64
+#define PROTO_MAX_ERRNO       4095
+#define PROTO_MAX_HOSTNAME    64 /* Linux's HOST_NAME_MAX */
+#define PROTO_MOUNT_ROOT_SIZE 12
+#define PROTO_MAX_DISK        7
+#define PROTO_MAX_WAIT_MS     600000
 
 /* ---- Little-endian field access -------------------------------------- */
 
@@ -436,6 +441,18 @@ struct proto_hostname {
 int proto_hostname_valid(const char *s);
 int proto_hostname_encode(const struct proto_hostname *m, uint8_t *out, size_t cap);
 int proto_hostname_decode(const uint8_t *p, uint32_t len, struct proto_hostname *out);
+
+/* MOUNT_ROOT: disk slot (0..7; the disk whose serial is "diskN"), flags
+ * (0), how long to wait for the disk to have a capacity (ms, at most
+ * 600000). The agent answers DONE or ERROR with the same id. */
+struct proto_mount_root {
+	uint32_t disk;
+	uint32_t flags;
+	uint32_t wait_ms;
+};
+
+int proto_mount_root_encode(const struct proto_mount_root *m, uint8_t *out, size_t cap);
+int proto_mount_root_decode(const uint8_t *p, uint32_t len, struct proto_mount_root *out);
 
 /* READY: the exec started as process @pid (1..INT32_MAX, in the guest). */
 struct proto_ready {

@@ -47,6 +47,7 @@ static void decode_payload(uint8_t type, const uint8_t *p, uint32_t len)
 		struct proto_error error;
 		struct proto_set_time set_time;
 		struct proto_hostname hostname;
+		struct proto_mount_root mount_root;
 		struct proto_ready ready;
 	} m;
 
@@ -95,6 +96,10 @@ static void decode_payload(uint8_t type, const uint8_t *p, uint32_t len)
 	case PROTO_SET_TIME:
 		if (proto_set_time_decode(p, len, &m.set_time) == 0)
 			SAME(proto_set_time_encode(&m.set_time, out, sizeof(out)), p, len);
+		break;
+	case PROTO_MOUNT_ROOT:
+		if (proto_mount_root_decode(p, len, &m.mount_root) == 0)
+			SAME(proto_mount_root_encode(&m.mount_root, out, sizeof(out)), p, len);
 		break;
 	case PROTO_SET_HOSTNAME:
 		if (proto_hostname_decode(p, len, &m.hostname) == 0) {

@@ -61,6 +61,7 @@ def _lib():
         "msb_vm_start": (c_int, [POINTER(VmOpts), POINTER(c_void_p), POINTER(Err)]),
         "msb_vm_agent": (c_char_p, [c_void_p]),
         "msb_vm_hostname": (c_char_p, [c_void_p]),
+        "msb_vm_mount_root": (c_int, [c_void_p, c_uint, c_int, POINTER(Err)]),
         "msb_vm_log": (c_char_p, [c_void_p]),
         "msb_vm_pid": (c_int, [c_void_p]),
         "msb_vm_ping": (c_int, [c_void_p, c_int, POINTER(Err)]),
@@ -216,6 +217,10 @@ class VM:
             return x.wait(), out, err
         finally:
             x.free()
+
+    def mount_root(self, disk=0, wait_ms=30000):
+        err = Err()
+        _check(LIB.msb_vm_mount_root(self.h, disk, wait_ms, byref(err)), err)
 
     def snapshot(self, timeout_ms=300000):
         err = Err()

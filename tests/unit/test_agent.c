@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "agent/root.h"
 #include "agent/session.h"
 #include "lib/vm/vm_int.h"
 #include "proto/proto.h"
@@ -46,7 +47,8 @@ static void agent_start(struct agent *a)
 		sigprocmask(SIG_BLOCK, &set, NULL);
 		signal(SIGPIPE, SIG_IGN);
 		int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-		int r = session_run(sv[1], sigfd);
+		struct agent_root no_root = {0};
+		int r = session_run(sv[1], sigfd, &no_root);
 		_exit(r == 1 ? 0 : r == 0 ? 3 : 4);
 	}
 	close(sv[1]);
@@ -394,7 +396,8 @@ static pid_t raw_agent(int *fd)
 		sigaddset(&set, SIGCHLD);
 		sigprocmask(SIG_BLOCK, &set, NULL);
 		int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-		_exit(session_run(sv[1], sigfd) == 0 ? 0 : 5);
+		struct agent_root no_root = {0};
+		_exit(session_run(sv[1], sigfd, &no_root) == 0 ? 0 : 5);
 	}
 	close(sv[1]);
 	*fd = sv[0];

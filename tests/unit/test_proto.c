@@ -731,6 +731,20 @@ static void test_fixed_messages(void **state)
 	y.pid = 0;
 	assert_int_equal(proto_ready_encode(&y, b, sizeof(b)), -EINVAL);
 
+	struct proto_mount_root mr = {3, 0, 5000}, mrd;
+	assert_int_equal(proto_mount_root_encode(&mr, b, sizeof(b)), PROTO_MOUNT_ROOT_SIZE);
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), 0);
+	assert_int_equal(mrd.disk, 3);
+	assert_int_equal(mrd.wait_ms, 5000);
+	proto_put32(b, PROTO_MAX_DISK + 1);
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+	proto_put32(b, 0);
+	proto_put32(b + 4, 1);
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+	proto_put32(b + 4, 0);
+	proto_put32(b + 8, PROTO_MAX_WAIT_MS + 1);
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+
 	uint8_t hb[PROTO_MAX_HOSTNAME + 8];
 	struct proto_hostname hn = {"msb-1a2b.example"}, hnd;
 	int hl = proto_hostname_encode(&hn, hb, sizeof(hb));

@@ -108,7 +108,8 @@ static int tag_ok(const char *p, size_t n)
 	if (n == 0 || n > IMAGE_TAG_MAX || p[0] == '.' || p[0] == '-')
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (!(lower_alnum(p[i]) || upper(p[i]) || p[i] == '_' || p[i] == '.' || p[i] == '-'))
+		if (!(lower_alnum(p[i]) || upper(p[i]) || p[i] == '_' || p[i] == '.' ||
+		      p[i] == '-'))
 			return 0;
 	return 1;
 }
@@ -190,7 +191,8 @@ int image_ref_parse(const char *s, struct image_ref *out, char *why, size_t why_
 				is_domain = upper(s[i]); /* only a host may have capitals */
 		if (is_domain) {
 			if (!domain_ok(s, fl))
-				return fail(why, why_len, "the registry is not a valid host[:port]", s);
+				return fail(why, why_len, "the registry is not a valid host[:port]",
+				            s);
 			memcpy(out->domain, s, fl);
 			path = first_slash + 1;
 		}
@@ -220,8 +222,8 @@ int image_ref_parse(const char *s, struct image_ref *out, char *why, size_t why_
 	int hub = !strcmp(out->domain, HUB_DOMAIN);
 	snprintf(out->registry, sizeof(out->registry), "%s", hub ? HUB_REGISTRY : out->domain);
 	int one = memchr(path, '/', plen) == NULL;
-	if (snprintf(out->repository, sizeof(out->repository), "%s%.*s", hub && one ? "library/" : "",
-	             (int)plen, path) >= (int)sizeof(out->repository))
+	if (snprintf(out->repository, sizeof(out->repository), "%s%.*s",
+	             hub && one ? "library/" : "", (int)plen, path) >= (int)sizeof(out->repository))
 		return fail(why, why_len, "the name is longer than 255 characters", s);
 	if (!out->tag[0] && !out->digest[0])
 		snprintf(out->tag, sizeof(out->tag), "latest");

@@ -234,6 +234,16 @@ int msb_vm_start(const struct msb_vm_opts *opts, struct msb_vm **out, struct msb
  */
 int msb_vm_prepare(const struct msb_vm_opts *opts, struct msb_err *err);
 
+/*
+ * Mounts the erofs image on disk slot @disk (msb_vm_opts.disks) as the
+ * sandbox's root: read-only under an overlay whose upper layer is memory,
+ * with /proc, /sys, /dev, /dev/pts, /dev/shm and /tmp. Later execs run in
+ * it. The agent waits up to @wait_ms for the disk to have a capacity (a
+ * restored VM learns it from a config-change interrupt). Returns 0 or a
+ * negative errno with @err set (-ENODEV: no disk in that slot).
+ */
+int msb_vm_mount_root(struct msb_vm *vm, unsigned disk, int wait_ms, struct msb_err *err);
+
 /* The guest's hostname, owned by @vm. */
 const char *msb_vm_hostname(const struct msb_vm *vm);
 

@@ -202,6 +202,24 @@ static int on_exec_frame(struct msb_vm *vm, const struct proto_hdr *h, const uin
 	return violation(vm, "a frame only the host sends");
 }
 
+/* The answer to the request in flight: DONE, or ERROR with its reason. */
+static int on_request_frame(struct msb_vm *vm, const struct proto_hdr *h, const uint8_t *p)
+{
+	if (vm->req_state != REQ_WAITING)
+		return violation(vm, "a second answer to a request");
+	if (h->type == PROTO_DONE) {
+		vm->req_state = REQ_DONE;
+		return 0;
+	}
+	if (h->type != PROTO_ERROR || proto_error_decode(p, h->len, &vm->req_err) < 0)
+		return violation(vm, "an unexpected answer to a request");
+	for (char *c = vm->req_err.msg; *c; c++) /* shown to people */
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	vm->req_state = REQ_FAILED;
+	return 0;
+}
+
 static int on_frame(struct msb_vm *vm, const struct proto_hdr *h, const uint8_t *p)
 {
 	if (!vm->hello) {
@@ -218,6 +236,8 @@ static int on_frame(struct msb_vm *vm, const struct proto_hdr *h, const uint8_t 
 		memcpy(vm->agent_name, hi.name, sizeof(vm->agent_name));
 		return 0;
 	}
+	if (h->id != 0 && h->id == vm->req_id)
+		return on_request_frame(vm, h, p);
 	if (h->id != 0)
 		return on_exec_frame(vm, h, p);
 	switch (h->type) {

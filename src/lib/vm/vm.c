@@ -18,6 +18,7 @@
 #define DEFAULT_BOOT_MS    180000
 #define PHOST_OVERHEAD_MIB 512 /* the portable host's own kernel and msb-vmm */
 #define SEED_BYTES         64
+#define MOUNT_MS           60000 /* for the agent's mounts, after its wait */
 /* a snapshot file holds guest RAM and at most this much more (msb-vmm's
  * src/vmm/snapshot.c: a header page, 1 MiB of state, 2 MiB alignment) */
 #define SNAPSHOT_EXTRA (8u << 20)
@@ -354,6 +355,40 @@ fail:
 	msb_vm_destroy(vm);
 	free(p);
 	return e;
+}
+
+int msb_vm_mount_root(struct msb_vm *vm, unsigned disk, int wait_ms, struct msb_err *err)
+{
+	if (disk >= MSB_VM_DISK_SLOTS)
+		return err_set(err, -EINVAL, "disk %u: a sandbox has disks 0..%d", disk,
+		               MSB_VM_DISK_SLOTS - 1);
+	if (vm->dead)
+		return conn_dead(vm, err);
+	if (vm->next_id == 0)
+		return err_set(err, -EMFILE, "this VM has run all the requests it can");
+	struct proto_mount_root m = {.disk = disk,
+	                             .wait_ms = wait_ms < 0 ? 0
+	                                        : (unsigned)wait_ms > PROTO_MAX_WAIT_MS
+	                                            ? PROTO_MAX_WAIT_MS
+	                                            : (uint32_t)wait_ms};
+	uint8_t b[PROTO_MOUNT_ROOT_SIZE];
+	proto_mount_root_encode(&m, b, sizeof(b));
+	vm->req_id = vm->next_id++;
+	vm->req_state = REQ_WAITING;
+	int e = conn_send(vm, PROTO_MOUNT_ROOT, vm->req_id, b, sizeof(b), err);
+	/* the agent waits up to wait_ms for the disk, then mounts */
+	long deadline = deadline_in((int)m.wait_ms + MOUNT_MS);
+	while (!e && vm->req_state == REQ_WAITING)
+		e = conn_pump(vm, deadline, err);
+	vm->req_id = 0;
+	if (e == -ETIMEDOUT)
+		return err_set(err, e, "the agent did not mount the root in time");
+	if (e)
+		return e;
+	if (vm->req_state == REQ_FAILED)
+		return err_set(err, -(int)vm->req_err.err, "cannot mount the sandbox's root: %s",
+		               vm->req_err.msg);
+	return 0;
 }
 
 int msb_vm_prepare(const struct msb_vm_opts *o, struct msb_err *err)

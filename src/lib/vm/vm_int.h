@@ -52,6 +52,10 @@ struct msb_vm {
 	int hello; /* the agent's HELLO arrived */
 	char agent_name[PROTO_MAX_NAME + 1];
 	char hostname[PROTO_MAX_HOSTNAME + 1];
+	/* the one request (not an exec) in flight, e.g. MOUNT_ROOT */
+	uint32_t req_id; /* 0: none */
+	enum { REQ_WAITING, REQ_DONE, REQ_FAILED } req_state;
+	struct proto_error req_err;
 	int dead; /* the connection is over: every call fails with dead_err */
 	struct msb_err dead_err;
 	int stopping;   /* SHUTDOWN sent: the connection's end is expected */

@@ -1,0 +1,73 @@
+"""The sandbox's root: an erofs image on a disk, mounted read-only by the
+agent under an overlay whose upper layer is memory; execs run in it.
+
+The image is made here with erofs-utils' mkfs.erofs from a directory (a
+static busybox and an /etc/os-release) until msb's own erofs writer
+exists; the VM is a warm start, so the disk is bound after the restore and
+the agent waits for its capacity.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+from msbvm import MsbError, VM
+
+INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    d = tmp_path_factory.mktemp("image")
+    root = d / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "etc").mkdir()
+    shutil.copy("/bin/busybox", root / "bin" / "busybox")
+    for applet in ("sh", "cat", "ls", "echo", "test", "id", "hostname"):
+        (root / "bin" / applet).symlink_to("busybox")
+    (root / "etc" / "os-release").write_text("NAME=msb-test-root\n")
+    img = d / "root.erofs"
+    r = subprocess.run(["mkfs.erofs", str(img), str(root)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    junk = d / "junk.img"
+    junk.write_bytes(b"\0" * (1 << 20))
+    os.environ["MSB_HOME"] = str(d / "home")
+    return img, junk
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_image_root_after_a_restore(image):
+    img, junk = image
+    before = digest(img)
+    vm = VM(mem_mib=256, initrd=INITRD, disks=[(img, False), (junk, False)])
+    try:
+        # not an erofs image; an empty slot
+        with pytest.raises(MsbError) as e:
+            vm.mount_root(1)
+        assert "erofs" in e.value.msg, e.value.msg
+        with pytest.raises(MsbError) as e:
+            vm.mount_root(2, wait_ms=300)
+        assert "did not get a capacity" in e.value.msg, e.value.msg
+        vm.mount_root(0)
+        st, out, err = vm.run(["cat", "/etc/os-release"])
+        assert (st.code, out) == (0, b"NAME=msb-test-root\n"), err
+        # the image is read-only underneath, the sandbox writes to memory
+        st, out, err = vm.run(["sh", "-c", "echo new > /etc/new && cat /etc/new && "
+                               "test -d /proc/1 && test -c /dev/null && test -d /dev/pts && "
+                               "echo x > /tmp/t && echo x > /dev/shm/s && ls /"])
+        assert st.code == 0, (out, err)
+        assert out.startswith(b"new\n")
+        for d in (b"bin", b"dev", b"etc", b"proc", b"sys", b"tmp"):
+            assert d in out.split(), out
+        with pytest.raises(MsbError) as e:
+            vm.mount_root(0)
+        assert "mounted already" in e.value.msg
+    finally:
+        vm.destroy()
+    assert digest(img) == before
