@@ -101,6 +101,11 @@ $(B)/share/msb/kvm-smoke-guest.bin: $(B)/obj/src/kvmcheck/tinyvm_guest.o
 	@mkdir -p $(dir $@)
 	objcopy -O binary --only-section=.rodata $< $@
 
+# msb's erofs writer over a directory tree (tests; images made from a directory)
+$(B)/tools/mkerofs: src/tools/mkerofs.c src/lib/image/erofs.c src/lib/image/erofs.h src/lib/util/le.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ src/tools/mkerofs.c src/lib/image/erofs.c
+
 $(B)/tools/mkcpio: src/tools/mkcpio.c src/tools/cpio.c src/tools/cpio.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ src/tools/mkcpio.c src/tools/cpio.c
@@ -163,7 +168,8 @@ $(B)/tests/vmrun: tests/tools/vmrun.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 
-integration: all $(B)/tests/guest/initramfs.cpio $(B)/tests/guest/agent-test.cpio $(B)/tests/vmrun
+integration: all $(B)/tests/guest/initramfs.cpio $(B)/tests/guest/agent-test.cpio $(B)/tests/vmrun \
+		$(B)/tools/mkerofs
 	$(PYTHON) -m pytest -v tests/integration
 
 test: unit integration

@@ -62,7 +62,8 @@ static int wait_disk(const char *serial, uint32_t timeout_ms, char *dev, size_t 
 		char name[256], path[320], size[32];
 		if (find_disk(serial, name, sizeof(name)) == 0) {
 			snprintf(path, sizeof(path), "/sys/block/%s/size", name);
-			if (read_attr(path, size, sizeof(size)) == 0 && strtoull(size, NULL, 10) > 0) {
+			if (read_attr(path, size, sizeof(size)) == 0 &&
+			    strtoull(size, NULL, 10) > 0) {
 				snprintf(dev, len, "/dev/%s", name);
 				return 0;
 			}
@@ -93,8 +94,7 @@ struct inner_mount {
 	mode_t mode;
 };
 
-int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *msg,
-               size_t msglen)
+int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *msg, size_t msglen)
 {
 	if (r->mounted) {
 		snprintf(msg, msglen, "the root file system is mounted already");
@@ -104,8 +104,9 @@ int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *m
 	snprintf(serial, sizeof(serial), "disk%u", disk);
 	int e = wait_disk(serial, timeout_ms, dev, sizeof(dev));
 	if (e == -ENOENT || e == -ETIMEDOUT) {
-		snprintf(msg, msglen, "disk %u did not get a capacity within %u ms (no disk bound?)",
-		         disk, timeout_ms);
+		snprintf(msg, msglen,
+		         "disk %u did not get a capacity within %u ms (no disk bound?)", disk,
+		         timeout_ms);
 		return -ENODEV;
 	}
 	if (e)
@@ -145,9 +146,9 @@ int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *m
 	for (size_t i = 0; i < sizeof(inner) / sizeof(inner[0]); i++) {
 		char target[128];
 		snprintf(target, sizeof(target), "%s/%s", root, inner[i].target);
-		if ((e = dir(target, inner[i].mode)) ||
-		    (mount(inner[i].src, target, inner[i].type, inner[i].flags, inner[i].data) < 0 &&
-		     (e = -errno))) {
+		if ((e = dir(target, inner[i].mode)) || (mount(inner[i].src, target, inner[i].type,
+		                                               inner[i].flags, inner[i].data) < 0 &&
+		                                         (e = -errno))) {
 			fail(msg, msglen, e, "mounting", target);
 			umount2(root, MNT_DETACH);
 			goto undo_rw;

@@ -26,7 +26,6 @@ struct agent_root {
  * /dev/pts, /dev/shm and /tmp inside. Returns 0, or a negative errno with
  * @msg saying what failed. Mounting a second time is -EBUSY.
  */
-int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *msg,
-               size_t msglen);
+int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *msg, size_t msglen);
 
 #endif

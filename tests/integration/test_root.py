@@ -1,10 +1,10 @@
 """The sandbox's root: an erofs image on a disk, mounted read-only by the
 agent under an overlay whose upper layer is memory; execs run in it.
 
-The image is made here with erofs-utils' mkfs.erofs from a directory (a
-static busybox and an /etc/os-release) until msb's own erofs writer
-exists; the VM is a warm start, so the disk is bound after the restore and
-the agent waits for its capacity.
+The image is made by msb's own erofs writer (build/tools/mkerofs) from a
+directory (a static busybox and an /etc/os-release) and checked with
+erofs-utils' fsck.erofs; the VM is a warm start, so the disk is bound after
+the restore and the agent waits for its capacity.
 """
 import hashlib
 import os
@@ -17,6 +17,7 @@ from conftest import ROOT
 from msbvm import MsbError, VM
 
 INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
+MKEROFS = ROOT / "build" / "tools" / "mkerofs"
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,9 @@ def image(tmp_path_factory):
         (root / "bin" / applet).symlink_to("busybox")
     (root / "etc" / "os-release").write_text("NAME=msb-test-root\n")
     img = d / "root.erofs"
-    r = subprocess.run(["mkfs.erofs", str(img), str(root)], capture_output=True, text=True)
+    r = subprocess.run([str(MKEROFS), str(root), str(img)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run(["fsck.erofs", str(img)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     junk = d / "junk.img"
     junk.write_bytes(b"\0" * (1 << 20))

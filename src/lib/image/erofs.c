@@ -1,0 +1,485 @@
+#include "erofs.h"
+#include "le.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BLK           4096u
+#define BLKBITS       12
+#define SB_OFFSET     1024
+#define MAGIC         0xE0F5E1E2u
+#define INODE_SIZE    64 /* extended */
+#define DIRENT_SIZE   12
+#define LAYOUT_PLAIN  0
+#define FORMAT_EXT    1
+#define COPY_CHUNK    (256u << 10)
+
+enum { FT_UNKNOWN, FT_REG, FT_DIR, FT_CHR, FT_BLK, FT_FIFO, FT_SOCK, FT_LNK };
+
+struct node {
+	char *name;
+	struct node *parent;
+	struct node **kids; /* directories: sorted when written */
+	size_t nkids, cap;
+	struct erofs_meta m;
+	uint64_t size;    /* bytes of data */
+	uint32_t blkaddr; /* first data block */
+	uint64_t nid;
+	uint32_t ino;
+	char *target; /* symlinks: data written at finish */
+};
+
+struct erofs_writer {
+	int fd;
+	struct node *root;
+	uint32_t next_blk; /* next free data block */
+	uint32_t ninodes;
+};
+
+static int fail(char *why, size_t len, int e, const char *what, const char *path)
+{
+	snprintf(why, len, "%s: %.300s", what, path);
+	return e;
+}
+
+static struct node *node_new(const char *name, size_t nlen, const struct erofs_meta *m)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	if (!n || !(n->name = strndup(name, nlen))) {
+		free(n);
+		return NULL;
+	}
+	n->m = *m;
+	return n;
+}
+
+static void node_free(struct node *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nkids; i++)
+		node_free(n->kids[i]);
+	free(n->kids);
+	free(n->name);
+	free(n->target);
+	free(n);
+}
+
+static struct node *child(const struct node *d, const char *name, size_t nlen)
+{
+	for (size_t i = 0; i < d->nkids; i++)
+		if (strlen(d->kids[i]->name) == nlen && !memcmp(d->kids[i]->name, name, nlen))
+			return d->kids[i];
+	return NULL;
+}
+
+static int attach(struct node *d, struct node *n)
+{
+	if (d->nkids == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 8;
+		struct node **k = realloc(d->kids, cap * sizeof(*k));
+		if (!k)
+			return -ENOMEM;
+		d->kids = k;
+		d->cap = cap;
+	}
+	n->parent = d;
+	d->kids[d->nkids++] = n;
+	return 0;
+}
+
+static void detach(struct node *d, struct node *n)
+{
+	for (size_t i = 0; i < d->nkids; i++)
+		if (d->kids[i] == n) {
+			d->kids[i] = d->kids[--d->nkids];
+			return;
+		}
+}
+
+static const struct erofs_meta default_dir = {.mode = S_IFDIR | 0755};
+
+/*
+ * Walks @path from the root, making missing directories, and returns in
+ * *@parent the directory the last component goes into and in @last/@llen
+ * that component (llen 0: the path is the root itself).
+ */
+static int walk(struct erofs_writer *w, const char *path, struct node **parent,
+                const char **last, size_t *llen, char *why, size_t why_len)
+{
+	/* the components, with "." dropped and ".." clamped at the root */
+	const char *comp[EROFS_DEPTH_MAX];
+	size_t clen[EROFS_DEPTH_MAX];
+	int n = 0;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t l = (size_t)(p - s);
+		if (l == 0 || (l == 1 && s[0] == '.'))
+			continue;
+		if (l == 2 && s[0] == '.' && s[1] == '.') {
+			if (n > 0)
+				n--;
+			continue;
+		}
+		if (l > EROFS_NAME_MAX)
+			return fail(why, why_len, -ENAMETOOLONG, "a name longer than 255 bytes in",
+			            path);
+		if (n == EROFS_DEPTH_MAX)
+			return fail(why, why_len, -ELOOP, "a path deeper than 128 levels", path);
+		comp[n] = s;
+		clen[n++] = l;
+	}
+	struct node *d = w->root;
+	for (int i = 0; i + 1 < n; i++) {
+		struct node *c = child(d, comp[i], clen[i]);
+		if (!c) {
+			if (!(c = node_new(comp[i], clen[i], &default_dir)) || attach(d, c) < 0) {
+				node_free(c);
+				return fail(why, why_len, -ENOMEM, "out of memory at", path);
+			}
+		} else if (!S_ISDIR(c->m.mode)) {
+			return fail(why, why_len, -ENOTDIR, "an entry under a non-directory", path);
+		}
+		d = c;
+	}
+	*parent = d;
+	*last = n ? comp[n - 1] : NULL;
+	*llen = n ? clen[n - 1] : 0;
+	return 0;
+}
+
+/* Puts a new node for @path in place, replacing what was there (a
+ * directory that stays a directory keeps its children). */
+static int place(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
+                 struct node **out, char *why, size_t why_len)
+{
+	struct node *d;
+	const char *last;
+	size_t llen;
+	int e = walk(w, path, &d, &last, &llen, why, why_len);
+	if (e)
+		return e;
+	if (!llen) { /* the root: only its metadata can change */
+		if (!S_ISDIR(m->mode))
+			return fail(why, why_len, -EISDIR, "the root must be a directory", path);
+		w->root->m = *m;
+		*out = w->root;
+		return 0;
+	}
+	struct node *old = child(d, last, llen);
+	if (old && S_ISDIR(old->m.mode) && S_ISDIR(m->mode)) {
+		old->m = *m;
+		*out = old;
+		return 0;
+	}
+	if (old) {
+		detach(d, old);
+		node_free(old);
+	}
+	struct node *n = node_new(last, llen, m);
+	if (!n || attach(d, n) < 0) {
+		node_free(n);
+		return fail(why, why_len, -ENOMEM, "out of memory at", path);
+	}
+	*out = n;
+	return 0;
+}
+
+struct erofs_writer *erofs_writer_new(int fd)
+{
+	struct erofs_writer *w = calloc(1, sizeof(*w));
+	if (!w || !(w->root = node_new("", 0, &default_dir))) {
+		free(w);
+		return NULL;
+	}
+	w->fd = fd;
+	w->next_blk = 1; /* block 0 holds the superblock */
+	return w;
+}
+
+int erofs_add_dir(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
+                  char *why, size_t why_len)
+{
+	struct node *n;
+	struct erofs_meta dm = *m;
+	dm.mode = S_IFDIR | (m->mode & 07777);
+	return place(w, path, &dm, &n, why, why_len);
+}
+
+int erofs_add_symlink(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
+                      const char *target, char *why, size_t why_len)
+{
+	size_t tl = strlen(target);
+	if (tl == 0 || tl >= BLK)
+		return fail(why, why_len, -ENAMETOOLONG, "a symlink target empty or over 4095 bytes",
+		            path);
+	struct node *n;
+	struct erofs_meta lm = *m;
+	lm.mode = S_IFLNK | 0777;
+	int e = place(w, path, &lm, &n, why, why_len);
+	if (e)
+		return e;
+	if (!(n->target = strdup(target)))
+		return fail(why, why_len, -ENOMEM, "out of memory at", path);
+	n->size = tl;
+	return 0;
+}
+
+int erofs_add_special(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
+                      char *why, size_t why_len)
+{
+	mode_t t = m->mode & S_IFMT;
+	if (t != S_IFCHR && t != S_IFBLK && t != S_IFIFO && t != S_IFSOCK)
+		return fail(why, why_len, -EINVAL, "not a device, fifo or socket", path);
+	struct node *n;
+	return place(w, path, m, &n, why, why_len);
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static uint32_t blocks_for(uint64_t size)
+{
+	return (uint32_t)((size + BLK - 1) / BLK);
+}
+
+int erofs_add_file(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
+                   uint64_t size, ssize_t (*read)(void *arg, void *buf, size_t len), void *arg,
+                   char *why, size_t why_len)
+{
+	if (size > (uint64_t)UINT32_MAX * BLK - (uint64_t)w->next_blk * BLK)
+		return fail(why, why_len, -EFBIG, "the image would be over 16 TiB at", path);
+	struct node *n;
+	struct erofs_meta fm = *m;
+	fm.mode = S_IFREG | (m->mode & 07777);
+	int e = place(w, path, &fm, &n, why, why_len);
+	if (e)
+		return e;
+	n->size = size;
+	n->blkaddr = size ? w->next_blk : 0;
+	uint8_t *buf = malloc(COPY_CHUNK);
+	if (!buf)
+		return fail(why, why_len, -ENOMEM, "out of memory at", path);
+	uint64_t off = (uint64_t)w->next_blk * BLK;
+	for (uint64_t done = 0; done < size && !e;) {
+		size_t want = size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
+		ssize_t got = read(arg, buf, want);
+		if (got <= 0 || (size_t)got > want) {
+			e = fail(why, why_len, -EIO, "the data ended early at", path);
+			break;
+		}
+		if ((e = pwrite_all(w->fd, buf, (size_t)got, off + done)))
+			fail(why, why_len, e, "cannot write the image at", path);
+		done += (uint64_t)got;
+	}
+	free(buf);
+	if (!e)
+		w->next_blk += blocks_for(size);
+	return e;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp((*(struct node *const *)a)->name, (*(struct node *const *)b)->name);
+}
+
+static uint8_t ftype(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return FT_REG;
+	case S_IFDIR:
+		return FT_DIR;
+	case S_IFCHR:
+		return FT_CHR;
+	case S_IFBLK:
+		return FT_BLK;
+	case S_IFIFO:
+		return FT_FIFO;
+	case S_IFSOCK:
+		return FT_SOCK;
+	case S_IFLNK:
+		return FT_LNK;
+	}
+	return FT_UNKNOWN;
+}
+
+/* Numbers every inode depth first (nid: 64-byte slots from meta_blkaddr)
+ * and sorts each directory. */
+static void number(struct erofs_writer *w, struct node *n)
+{
+	n->ino = ++w->ninodes;
+	n->nid = (uint64_t)(n->ino - 1) * (INODE_SIZE / 32);
+	if (!S_ISDIR(n->m.mode))
+		return;
+	qsort(n->kids, n->nkids, sizeof(*n->kids), cmp_name);
+	for (size_t i = 0; i < n->nkids; i++)
+		number(w, n->kids[i]);
+}
+
+struct dent {
+	const char *name;
+	const struct node *node;
+};
+
+static int cmp_dent(const void *a, const void *b)
+{
+	return strcmp(((const struct dent *)a)->name, ((const struct dent *)b)->name);
+}
+
+/* One directory's blocks: its entries, "." and ".." among them, in byte
+ * order of their names (the kernel looks names up by binary search); each
+ * block holds its dirents, then their names. */
+static int write_dir(struct erofs_writer *w, struct node *d)
+{
+	size_t total = d->nkids + 2;
+	struct dent *ents = malloc(total * sizeof(*ents));
+	uint8_t *blk = calloc(1, BLK);
+	if (!ents || !blk) {
+		free(ents);
+		free(blk);
+		return -ENOMEM;
+	}
+	ents[0] = (struct dent){".", d};
+	ents[1] = (struct dent){"..", d->parent ? d->parent : d};
+	for (size_t i = 0; i < d->nkids; i++)
+		ents[i + 2] = (struct dent){d->kids[i]->name, d->kids[i]};
+	qsort(ents, total, sizeof(*ents), cmp_dent);
+	uint32_t start = w->next_blk, nblk = 0;
+	uint64_t last_used = 0;
+	int e = 0;
+	for (size_t i = 0; i < total && !e;) {
+		size_t first = i, used = 0; /* as many entries as fit in this block */
+		while (i < total && used + DIRENT_SIZE + strlen(ents[i].name) <= BLK)
+			used += DIRENT_SIZE + strlen(ents[i++].name);
+		memset(blk, 0, BLK);
+		size_t nameoff = (i - first) * DIRENT_SIZE;
+		for (size_t k = first; k < i; k++) {
+			uint8_t *de = blk + (k - first) * DIRENT_SIZE;
+			size_t nl = strlen(ents[k].name);
+			put_le(de, ents[k].node->nid, 8);
+			put_le(de + 8, nameoff, 2);
+			de[10] = ftype(ents[k].node->m.mode);
+			memcpy(blk + nameoff, ents[k].name, nl);
+			nameoff += nl;
+		}
+		last_used = nameoff;
+		e = pwrite_all(w->fd, blk, BLK, (uint64_t)(start + nblk) * BLK);
+		nblk++;
+	}
+	free(blk);
+	free(ents);
+	d->blkaddr = start;
+	/* the last block's names end at i_size */
+	d->size = (uint64_t)(nblk - 1) * BLK + last_used;
+	w->next_blk += nblk;
+	return e;
+}
+
+static int write_data(struct erofs_writer *w, struct node *n)
+{
+	int e = 0;
+	if (S_ISLNK(n->m.mode)) {
+		n->blkaddr = w->next_blk;
+		e = pwrite_all(w->fd, n->target, n->size, (uint64_t)n->blkaddr * BLK);
+		w->next_blk += blocks_for(n->size);
+	} else if (S_ISDIR(n->m.mode)) {
+		for (size_t i = 0; i < n->nkids && !e; i++)
+			e = write_data(w, n->kids[i]);
+		if (!e)
+			e = write_dir(w, n);
+	}
+	return e;
+}
+
+static uint32_t nlink_of(const struct node *n)
+{
+	if (!S_ISDIR(n->m.mode))
+		return 1;
+	uint32_t l = 2;
+	for (size_t i = 0; i < n->nkids; i++)
+		l += S_ISDIR(n->kids[i]->m.mode);
+	return l;
+}
+
+static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
+{
+	uint8_t in[INODE_SIZE] = {0};
+	put_le(in, FORMAT_EXT | (LAYOUT_PLAIN << 1), 2);
+	put_le(in + 4, n->m.mode, 2);
+	put_le(in + 8, n->size, 8);
+	uint32_t u = n->blkaddr;
+	if (S_ISCHR(n->m.mode) || S_ISBLK(n->m.mode)) /* Linux's new_encode_dev() */
+		u = (n->m.rdev_minor & 0xff) | (n->m.rdev_major << 8) |
+		    ((n->m.rdev_minor & ~0xffu) << 12);
+	else if (!S_ISREG(n->m.mode) && !S_ISDIR(n->m.mode) && !S_ISLNK(n->m.mode))
+		u = 0;
+	put_le(in + 16, u, 4);
+	put_le(in + 20, n->ino, 4);
+	put_le(in + 24, n->m.uid, 4);
+	put_le(in + 28, n->m.gid, 4);
+	put_le(in + 32, (uint64_t)n->m.mtime, 8);
+	put_le(in + 40, n->m.mtime_nsec, 4);
+	put_le(in + 44, nlink_of(n), 4);
+	int e = pwrite_all(w->fd, in, sizeof(in), meta + n->nid * 32);
+	for (size_t i = 0; !e && S_ISDIR(n->m.mode) && i < n->nkids; i++)
+		e = write_inodes(w, n->kids[i], meta);
+	return e;
+}
+
+int erofs_writer_finish(struct erofs_writer *w, char *why, size_t why_len)
+{
+	w->ninodes = 0;
+	number(w, w->root);
+	if (w->root->nid > UINT16_MAX)
+		return fail(why, why_len, -EOVERFLOW, "the root inode is too far", "/");
+	int e = write_data(w, w->root);
+	if (e)
+		return fail(why, why_len, e, "cannot write the image", "directories");
+	uint32_t meta_blk = w->next_blk;
+	uint64_t meta_bytes = (uint64_t)w->ninodes * INODE_SIZE;
+	if ((e = write_inodes(w, w->root, (uint64_t)meta_blk * BLK)))
+		return fail(why, why_len, e, "cannot write the image", "inodes");
+	uint32_t total = meta_blk + blocks_for(meta_bytes);
+	if (ftruncate(w->fd, (off_t)total * BLK) < 0)
+		return fail(why, why_len, -errno, "cannot size the image", "");
+	uint8_t sb[128] = {0};
+	put_le(sb, MAGIC, 4);
+	sb[12] = BLKBITS;
+	put_le(sb + 14, w->root->nid, 2);
+	put_le(sb + 16, w->ninodes, 8);
+	put_le(sb + 24, (uint64_t)w->root->m.mtime, 8);
+	put_le(sb + 32, w->root->m.mtime_nsec, 4);
+	put_le(sb + 36, total, 4);
+	put_le(sb + 40, meta_blk, 4);
+	if ((e = pwrite_all(w->fd, sb, sizeof(sb), SB_OFFSET)))
+		return fail(why, why_len, e, "cannot write the image", "superblock");
+	return 0;
+}
+
+void erofs_writer_free(struct erofs_writer *w)
+{
+	if (!w)
+		return;
+	node_free(w->root);
+	free(w);
+}
