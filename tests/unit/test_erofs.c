@@ -83,7 +83,8 @@ static void test_image_reads_back(void **state)
 	/* a directory big enough for several blocks, names sorting before "." */
 	for (int i = 0; i < 300; i++) {
 		char p[64];
-		snprintf(p, sizeof(p), "many/%c-a-rather-long-file-name-%03d", i % 2 ? '-' : 'z', i);
+		snprintf(p, sizeof(p), "many/%c-a-rather-long-file-name-%03d", i % 2 ? '-' : 'z',
+		         i);
 		assert_int_equal(add_text(w, p, "", 0), 0);
 	}
 	assert_int_equal(erofs_writer_finish(w, why, sizeof(why)), 0);
@@ -100,7 +101,8 @@ static void test_image_reads_back(void **state)
 	assert_non_null(strstr(run(cmd), "Uid: 7   Gid: 8  Access: 0700"));
 	char dir[] = "/tmp/msb-test-erofs-x-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	snprintf(cmd, sizeof(cmd), "fsck.erofs --extract=%s/t %s >/dev/null 2>&1 && cd %s/t && "
+	snprintf(cmd, sizeof(cmd),
+	         "fsck.erofs --extract=%s/t %s >/dev/null 2>&1 && cd %s/t && "
 	         "cat etc/passwd f/inside gone deep/er/file && readlink etc/link && "
 	         "stat -c '%%F %%t,%%T' dev/odd fifo && ls many | wc -l && ls many | head -1 && "
 	         "test ! -e a",
@@ -136,12 +138,50 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(why, "ended early"));
 	assert_true(erofs_add_symlink(w, "l", &m, "", why, sizeof(why)) < 0);
 	assert_int_equal(erofs_add_special(w, "s", &m, why, sizeof(why)), -EINVAL);
-	assert_int_equal(erofs_add_special(w, "/", &(struct erofs_meta){.mode = S_IFIFO}, why,
-	                                   sizeof(why)),
-	                 -EISDIR);
+	assert_int_equal(
+	    erofs_add_special(w, "/", &(struct erofs_meta){.mode = S_IFIFO}, why, sizeof(why)),
+	    -EISDIR);
 	erofs_writer_free(w);
 	close(fd);
 	unlink(img);
+}
+
+/* Layers: whiteouts remove, an opaque directory hides what lower layers
+ * put there but not its own layer's entries; hard links share data. */
+static void test_layers_and_links(void **state)
+{
+	(void)state;
+	char img[] = "/tmp/msb-test-erofs-XXXXXX";
+	int fd = mkstemp(img);
+	struct erofs_writer *w = erofs_writer_new(fd);
+	char why[300];
+	erofs_set_layer(w, 0);
+	assert_int_equal(add_text(w, "etc/a", "a0\n", 0), 0);
+	assert_int_equal(add_text(w, "etc/b", "b0\n", 0), 0);
+	assert_int_equal(add_text(w, "opt/old", "o\n", 0), 0);
+	assert_int_equal(add_text(w, "bin/tool", "tool\n", 0), 0);
+	assert_int_equal(erofs_add_hardlink(w, "bin/alias", "bin/tool", why, sizeof(why)), 0);
+	assert_int_equal(erofs_add_hardlink(w, "x", "nope", why, sizeof(why)), -ENOENT);
+	erofs_set_layer(w, 1);
+	assert_int_equal(add_text(w, "opt/new", "n\n", 0), 0); /* before the opaque marker */
+	assert_int_equal(erofs_clear_dir(w, "opt", why, sizeof(why)), 0);
+	assert_int_equal(erofs_remove(w, "etc/a", why, sizeof(why)), 0);
+	assert_int_equal(erofs_remove(w, "bin/tool", why, sizeof(why)), 0); /* alias stays */
+	assert_int_equal(erofs_remove(w, "not/there", why, sizeof(why)), 0);
+	assert_int_equal(erofs_remove(w, "/", why, sizeof(why)), -EINVAL);
+	assert_int_equal(erofs_writer_finish(w, why, sizeof(why)), 0);
+	erofs_writer_free(w);
+	close(fd);
+	char dir[] = "/tmp/msb-test-erofs-x-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd),
+	         "fsck.erofs --extract=%s/t %s >/dev/null 2>&1 && cd %s/t && "
+	         "ls etc opt bin && cat bin/alias",
+	         dir, img, dir);
+	assert_string_equal(run(cmd), "bin:\nalias\n\netc:\nb\n\nopt:\nnew\ntool\n");
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, img);
+	run(cmd);
 }
 
 int main(void)
@@ -149,6 +189,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_image_reads_back),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_layers_and_links),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

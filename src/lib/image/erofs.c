@@ -9,15 +9,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BLK           4096u
-#define BLKBITS       12
-#define SB_OFFSET     1024
-#define MAGIC         0xE0F5E1E2u
-#define INODE_SIZE    64 /* extended */
-#define DIRENT_SIZE   12
-#define LAYOUT_PLAIN  0
-#define FORMAT_EXT    1
-#define COPY_CHUNK    (256u << 10)
+#define BLK          4096u
+#define BLKBITS      12
+#define SB_OFFSET    1024
+#define MAGIC        0xE0F5E1E2u
+#define INODE_SIZE   64 /* extended */
+#define DIRENT_SIZE  12
+#define LAYOUT_PLAIN 0
+#define FORMAT_EXT   1
+#define COPY_CHUNK   (256u << 10)
 
 enum { FT_UNKNOWN, FT_REG, FT_DIR, FT_CHR, FT_BLK, FT_FIFO, FT_SOCK, FT_LNK };
 
@@ -32,6 +32,8 @@ struct node {
 	uint64_t nid;
 	uint32_t ino;
 	char *target; /* symlinks: data written at finish */
+	unsigned layer;
+	int shares_data; /* a hard link: blkaddr is the target's */
 };
 
 struct erofs_writer {
@@ -39,6 +41,7 @@ struct erofs_writer {
 	struct node *root;
 	uint32_t next_blk; /* next free data block */
 	uint32_t ninodes;
+	unsigned layer;
 };
 
 static int fail(char *why, size_t len, int e, const char *what, const char *path)
@@ -109,8 +112,8 @@ static const struct erofs_meta default_dir = {.mode = S_IFDIR | 0755};
  * *@parent the directory the last component goes into and in @last/@llen
  * that component (llen 0: the path is the root itself).
  */
-static int walk(struct erofs_writer *w, const char *path, struct node **parent,
-                const char **last, size_t *llen, char *why, size_t why_len)
+static int walk(struct erofs_writer *w, const char *path, struct node **parent, const char **last,
+                size_t *llen, char *why, size_t why_len)
 {
 	/* the components, with "." dropped and ".." clamped at the root */
 	const char *comp[EROFS_DEPTH_MAX];
@@ -190,7 +193,92 @@ static int place(struct erofs_writer *w, const char *path, const struct erofs_me
 		node_free(n);
 		return fail(why, why_len, -ENOMEM, "out of memory at", path);
 	}
+	n->layer = w->layer;
 	*out = n;
+	return 0;
+}
+
+/* The node at @path, or NULL (never made: a lookup only). */
+static struct node *lookup(struct erofs_writer *w, const char *path)
+{
+	struct node *d = w->root;
+	for (const char *p = path; *p;) {
+		while (*p == '/')
+			p++;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t l = (size_t)(p - s);
+		if (l == 0 || (l == 1 && s[0] == '.'))
+			continue;
+		if (l == 2 && s[0] == '.' && s[1] == '.') {
+			if (d->parent)
+				d = d->parent;
+			continue;
+		}
+		if (!S_ISDIR(d->m.mode) || !(d = child(d, s, l)))
+			return NULL;
+	}
+	return d;
+}
+
+void erofs_set_layer(struct erofs_writer *w, unsigned layer)
+{
+	w->layer = layer;
+}
+
+int erofs_remove(struct erofs_writer *w, const char *path, char *why, size_t why_len)
+{
+	struct node *n = lookup(w, path);
+	if (!n)
+		return 0;
+	if (n == w->root)
+		return fail(why, why_len, -EINVAL, "cannot remove the root", path);
+	detach(n->parent, n);
+	node_free(n);
+	return 0;
+}
+
+int erofs_clear_dir(struct erofs_writer *w, const char *path, char *why, size_t why_len)
+{
+	(void)why, (void)why_len; /* nothing here fails yet; the API leaves room */
+	struct node *d = lookup(w, path);
+	if (!d || !S_ISDIR(d->m.mode))
+		return 0;
+	for (size_t i = 0; i < d->nkids;) {
+		struct node *k = d->kids[i];
+		if (k->layer < w->layer) {
+			detach(d, k); /* moves the last child to i */
+			node_free(k);
+		} else {
+			i++;
+		}
+	}
+	return 0;
+}
+
+int erofs_add_hardlink(struct erofs_writer *w, const char *path, const char *target, char *why,
+                       size_t why_len)
+{
+	struct node *t = lookup(w, target);
+	if (!t || !(S_ISREG(t->m.mode) || S_ISLNK(t->m.mode)))
+		return fail(why, why_len, -ENOENT, "a hard link to no file", target);
+	struct erofs_meta m = t->m;
+	uint64_t size = t->size;
+	uint32_t blkaddr = t->blkaddr;
+	char *tgt = t->target ? strdup(t->target) : NULL;
+	if (t->target && !tgt)
+		return fail(why, why_len, -ENOMEM, "out of memory at", path);
+	struct node *n;
+	int e = place(w, path, &m, &n, why, why_len);
+	if (e) {
+		free(tgt);
+		return e;
+	}
+	n->size = size;
+	n->blkaddr = blkaddr;
+	n->target = tgt;
+	n->shares_data = 1;
 	return 0;
 }
 
@@ -206,8 +294,8 @@ struct erofs_writer *erofs_writer_new(int fd)
 	return w;
 }
 
-int erofs_add_dir(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
-                  char *why, size_t why_len)
+int erofs_add_dir(struct erofs_writer *w, const char *path, const struct erofs_meta *m, char *why,
+                  size_t why_len)
 {
 	struct node *n;
 	struct erofs_meta dm = *m;
@@ -220,8 +308,8 @@ int erofs_add_symlink(struct erofs_writer *w, const char *path, const struct ero
 {
 	size_t tl = strlen(target);
 	if (tl == 0 || tl >= BLK)
-		return fail(why, why_len, -ENAMETOOLONG, "a symlink target empty or over 4095 bytes",
-		            path);
+		return fail(why, why_len, -ENAMETOOLONG,
+		            "a symlink target empty or over 4095 bytes", path);
 	struct node *n;
 	struct erofs_meta lm = *m;
 	lm.mode = S_IFLNK | 0777;

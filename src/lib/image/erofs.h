@@ -42,8 +42,8 @@ struct erofs_writer *erofs_writer_new(int fd);
  * negative errno with @why set (a bad path, a name over 255 bytes, a path
  * deeper than 128, an entry under something not a directory, a write error).
  */
-int erofs_add_dir(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
-                  char *why, size_t why_len);
+int erofs_add_dir(struct erofs_writer *w, const char *path, const struct erofs_meta *m, char *why,
+                  size_t why_len);
 int erofs_add_symlink(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
                       const char *target, char *why, size_t why_len);
 int erofs_add_special(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
@@ -51,6 +51,28 @@ int erofs_add_special(struct erofs_writer *w, const char *path, const struct ero
 int erofs_add_file(struct erofs_writer *w, const char *path, const struct erofs_meta *m,
                    uint64_t size, ssize_t (*read)(void *arg, void *buf, size_t len), void *arg,
                    char *why, size_t why_len);
+
+/*
+ * A hard link at @path to the regular file or symlink at @target (added
+ * earlier). Stored as its own inode sharing the target's data blocks: the
+ * contents are the same and cost nothing more, and removing the target
+ * later (a layer's whiteout) cannot leave the link dangling; st_ino and
+ * st_nlink differ from a real hard link's. -ENOENT when @target is missing.
+ */
+int erofs_add_hardlink(struct erofs_writer *w, const char *path, const char *target, char *why,
+                       size_t why_len);
+
+/*
+ * Layers, for OCI whiteouts: entries record the layer that added them
+ * (erofs_set_layer(), from 0). erofs_remove() drops @path and everything
+ * under it (".wh.NAME"); erofs_clear_dir() drops the children of @path
+ * that earlier layers added (".wh..wh..opq": an opaque directory hides the
+ * lower layers, not its own layer's entries, whatever their order in the
+ * tar). Both are no-ops when nothing is there.
+ */
+void erofs_set_layer(struct erofs_writer *w, unsigned layer);
+int erofs_remove(struct erofs_writer *w, const char *path, char *why, size_t why_len);
+int erofs_clear_dir(struct erofs_writer *w, const char *path, char *why, size_t why_len);
 
 /* Writes directories, inodes and the superblock. Returns 0 or a negative
  * errno with @why set. The writer is done either way: free it. */
