@@ -184,12 +184,51 @@ static void test_layers_and_links(void **state)
 	run(cmd);
 }
 
+/* A file of 4 MiB that is mostly a hole stays mostly a hole in the image. */
+static void test_sparse(void **state)
+{
+	(void)state;
+	char img[] = "/tmp/msb-test-erofs-XXXXXX";
+	int fd = mkstemp(img);
+	struct erofs_writer *w = erofs_writer_new(fd);
+	char why[300];
+	size_t len = 4u << 20;
+	char *data = calloc(1, len);
+	memcpy(data + 5000, "middle", 6);
+	memcpy(data + len - 3, "end", 3);
+	struct mem src = {.data = data, .len = len};
+	struct erofs_meta m = {.mode = 0644};
+	assert_int_equal(erofs_add_file(w, "sparse", &m, len, mem_read, &src, why, sizeof(why)), 0);
+	assert_int_equal(erofs_writer_finish(w, why, sizeof(why)), 0);
+	erofs_writer_free(w);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(st.st_size > (off_t)len);
+	assert_true(st.st_blocks * 512 < 256 * 1024); /* a few blocks, not 4 MiB */
+	close(fd);
+	char dir[] = "/tmp/msb-test-erofs-x-XXXXXX", cmd[512], out[600];
+	assert_non_null(mkdtemp(dir));
+	snprintf(out, sizeof(out), "%s/t/sparse", dir);
+	snprintf(cmd, sizeof(cmd), "fsck.erofs --extract=%s/t %s >/dev/null 2>&1", dir, img);
+	run(cmd);
+	int e = open(out, O_RDONLY);
+	char *back = malloc(len);
+	assert_int_equal(read(e, back, len), (ssize_t)len);
+	assert_memory_equal(back, data, len);
+	close(e);
+	free(back);
+	free(data);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, img);
+	run(cmd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_image_reads_back),
 	    cmocka_unit_test(test_refusals),
 	    cmocka_unit_test(test_layers_and_links),
+	    cmocka_unit_test(test_sparse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

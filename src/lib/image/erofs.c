@@ -345,6 +345,43 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+static int all_zero(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i])
+			return 0;
+	return 1;
+}
+
+/* Writes @len bytes at @off, leaving whole zero blocks unwritten: holes in
+ * the image file, which read back as zeroes (finish sizes the file). */
+static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t i = 0;
+	while (i < len) {
+		/* up to the next block boundary of the image */
+		size_t n = BLK - (size_t)((off + i) % BLK);
+		if (n > len - i)
+			n = len - i;
+		if (n == BLK && all_zero(buf + i, n)) {
+			i += n;
+			continue;
+		}
+		size_t run = n;
+		while (i + run < len) { /* join data blocks into one write */
+			size_t m = len - i - run < BLK ? len - i - run : BLK;
+			if (m == BLK && all_zero(buf + i + run, m))
+				break;
+			run += m;
+		}
+		int e = pwrite_all(fd, buf + i, run, off + i);
+		if (e)
+			return e;
+		i += run;
+	}
+	return 0;
+}
+
 static uint32_t blocks_for(uint64_t size)
 {
 	return (uint32_t)((size + BLK - 1) / BLK);
@@ -375,7 +412,7 @@ int erofs_add_file(struct erofs_writer *w, const char *path, const struct erofs_
 			e = fail(why, why_len, -EIO, "the data ended early at", path);
 			break;
 		}
-		if ((e = pwrite_all(w->fd, buf, (size_t)got, off + done)))
+		if ((e = write_sparse(w->fd, buf, (size_t)got, off + done)))
 			fail(why, why_len, e, "cannot write the image at", path);
 		done += (uint64_t)got;
 	}
