@@ -150,6 +150,11 @@ $(B)/tests/guest/initramfs.cpio: $(B)/tests/guest/test-init $(B)/tools/mkcpio
 
 # The agent tests' guest: msb's agent as /init, a static busybox for the
 # commands, and the hostile-guest program.
+# Put into test images (not the initramfs): reads xattrs inside a sandbox.
+$(B)/tests/guest/xattrs: tests/guest/xattrs.c $(MUSL_INC)/.stamp
+	@mkdir -p $(dir $@)
+	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ tests/guest/xattrs.c
+
 $(B)/tests/guest/hostile: tests/guest/hostile.c $(MUSL_INC)/.stamp
 	@mkdir -p $(dir $@)
 	$(MUSL_CC) $(MUSL_CFLAGS) -o $@ $<
@@ -169,7 +174,7 @@ $(B)/tests/vmrun: tests/tools/vmrun.c $(B)/lib/libmsb.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 
 integration: all $(B)/tests/guest/initramfs.cpio $(B)/tests/guest/agent-test.cpio $(B)/tests/vmrun \
-		$(B)/tools/mkerofs
+		$(B)/tools/mkerofs $(B)/tests/guest/xattrs
 	$(PYTHON) -m pytest -v tests/integration
 
 test: unit integration

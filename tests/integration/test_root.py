@@ -18,6 +18,8 @@ from msbvm import MsbError, VM
 
 INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
 MKEROFS = ROOT / "build" / "tools" / "mkerofs"
+XATTRS = ROOT / "build" / "tests" / "guest" / "xattrs"
+CAP = "0100000200200000000000000000000000000000"  # vfs_cap_data v2: cap_net_raw
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,11 @@ def image(tmp_path_factory):
     for applet in ("sh", "cat", "ls", "echo", "test", "id", "hostname"):
         (root / "bin" / applet).symlink_to("busybox")
     (root / "etc" / "os-release").write_text("NAME=msb-test-root\n")
+    shutil.copy(XATTRS, root / "bin" / "xattrs")
     img = d / "root.erofs"
-    r = subprocess.run([str(MKEROFS), str(root), str(img)], capture_output=True, text=True)
+    r = subprocess.run([str(MKEROFS), "--xattr", "/bin/busybox", "security.capability=" + CAP,
+                        "--xattr", "/bin", "user.note=6869", str(root), str(img)],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     r = subprocess.run(["fsck.erofs", str(img)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -71,6 +76,11 @@ def test_image_root_after_a_restore(image):
         with pytest.raises(MsbError) as e:
             vm.mount_root(0)
         assert "mounted already" in e.value.msg
+        # xattrs the writer stored, as the guest kernel reads them
+        st, out, err = vm.run(["/bin/xattrs", "/bin/busybox", "/bin"])
+        assert st.code == 0, err
+        assert out == (f"/bin/busybox security.capability {CAP}\n"
+                       "/bin user.note 6869\n").encode(), out
     finally:
         vm.destroy()
     assert digest(img) == before

@@ -141,6 +141,19 @@ static void test_refusals(void **state)
 	assert_int_equal(
 	    erofs_add_special(w, "/", &(struct erofs_meta){.mode = S_IFIFO}, why, sizeof(why)),
 	    -EISDIR);
+	/* xattrs: only the namespaces images carry, bounded, on entries that exist */
+	char big[EROFS_XATTR_MAX + 1] = {0};
+	assert_int_equal(erofs_set_xattr(w, "nope", "user.a", "v", 1, why, sizeof(why)), -ENOENT);
+	assert_int_equal(
+	    erofs_set_xattr(w, "file", "system.posix_acl_access", "v", 1, why, sizeof(why)),
+	    -EOPNOTSUPP);
+	assert_int_equal(erofs_set_xattr(w, "file", "user.", "v", 1, why, sizeof(why)), -E2BIG);
+	assert_int_equal(erofs_set_xattr(w, "file", "user.a", big, sizeof(big), why, sizeof(why)),
+	                 -E2BIG);
+	for (int i = 0; i < 3; i++) /* replacing keeps one copy: no growth */
+		assert_int_equal(erofs_set_xattr(w, "file", "user.a", big, 1500, why, sizeof(why)),
+		                 0);
+	assert_int_equal(erofs_set_xattr(w, "file", "user.b", big, 1000, why, sizeof(why)), -E2BIG);
 	erofs_writer_free(w);
 	close(fd);
 	unlink(img);

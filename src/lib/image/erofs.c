@@ -34,6 +34,9 @@ struct node {
 	char *target; /* symlinks: data written at finish */
 	unsigned layer;
 	int shares_data; /* a hard link: blkaddr is the target's */
+	uint8_t *xattrs; /* the inline entries, each 4-byte aligned */
+	size_t xlen;
+	uint64_t meta_off; /* inode (and xattrs) offset from meta_blkaddr */
 };
 
 struct erofs_writer {
@@ -41,6 +44,7 @@ struct erofs_writer {
 	struct node *root;
 	uint32_t next_blk; /* next free data block */
 	uint32_t ninodes;
+	uint64_t meta_bytes; /* the inode table's size so far */
 	unsigned layer;
 };
 
@@ -70,6 +74,7 @@ static void node_free(struct node *n)
 	free(n->kids);
 	free(n->name);
 	free(n->target);
+	free(n->xattrs);
 	free(n);
 }
 
@@ -199,6 +204,68 @@ static int place(struct erofs_writer *w, const char *path, const struct erofs_me
 }
 
 /* The node at @path, or NULL (never made: a lookup only). */
+static struct node *lookup(struct erofs_writer *w, const char *path);
+
+/* erofs's name indexes, for the namespaces images use */
+static const struct {
+	const char *prefix;
+	uint8_t index;
+} xattr_ns[] = {{"user.", 1}, {"trusted.", 4}, {"security.", 6}};
+
+#define XATTR_ALIGN(x) (((x) + 3u) & ~(size_t)3)
+
+int erofs_set_xattr(struct erofs_writer *w, const char *path, const char *name, const void *value,
+                    size_t len, char *why, size_t why_len)
+{
+	struct node *n = lookup(w, path);
+	if (!n)
+		return fail(why, why_len, -ENOENT, "an xattr for no entry", path);
+	int idx = -1;
+	size_t plen = 0;
+	for (size_t i = 0; i < sizeof(xattr_ns) / sizeof(xattr_ns[0]) && idx < 0; i++) {
+		plen = strlen(xattr_ns[i].prefix);
+		if (!strncmp(name, xattr_ns[i].prefix, plen))
+			idx = (int)i;
+	}
+	if (idx < 0)
+		return fail(why, why_len, -EOPNOTSUPP,
+		            "an xattr outside user., trusted., security.", name);
+	const char *suffix = name + plen;
+	size_t sl = strlen(suffix);
+	if (sl == 0 || sl > 255 || len > EROFS_XATTR_MAX)
+		return fail(why, why_len, -E2BIG, "an xattr name or value too long", name);
+	/* drop an earlier value of the same name */
+	uint8_t *kept = malloc(n->xlen + XATTR_ALIGN(4 + sl + len));
+	if (!kept)
+		return fail(why, why_len, -ENOMEM, "out of memory at", path);
+	size_t klen = 0;
+	for (size_t off = 0; off < n->xlen;) {
+		const uint8_t *e = n->xattrs + off;
+		size_t esz = XATTR_ALIGN(4 + e[0] + get_le(e + 2, 2));
+		if (!(e[1] == xattr_ns[idx].index && e[0] == sl && !memcmp(e + 4, suffix, sl))) {
+			memcpy(kept + klen, e, esz);
+			klen += esz;
+		}
+		off += esz;
+	}
+	size_t esz = XATTR_ALIGN(4 + sl + len);
+	if (klen + esz > EROFS_XATTR_MAX) {
+		free(kept);
+		return fail(why, why_len, -E2BIG, "more than 2048 bytes of xattrs at", path);
+	}
+	uint8_t *e = kept + klen;
+	memset(e, 0, esz);
+	e[0] = (uint8_t)sl;
+	e[1] = xattr_ns[idx].index;
+	put_le(e + 2, len, 2);
+	memcpy(e + 4, suffix, sl);
+	memcpy(e + 4 + sl, value, len);
+	free(n->xattrs);
+	n->xattrs = kept;
+	n->xlen = klen + esz;
+	return 0;
+}
+
 static struct node *lookup(struct erofs_writer *w, const char *path)
 {
 	struct node *d = w->root;
@@ -453,7 +520,15 @@ static uint8_t ftype(uint32_t mode)
 static void number(struct erofs_writer *w, struct node *n)
 {
 	n->ino = ++w->ninodes;
-	n->nid = (uint64_t)(n->ino - 1) * (INODE_SIZE / 32);
+	/* an inode and its inline xattrs (a 12-byte header, then the entries)
+	 * take 32-byte slots and never straddle a block */
+	size_t isz = INODE_SIZE + (n->xlen ? 12 + n->xlen : 0);
+	isz = (isz + 31) & ~(size_t)31;
+	if (w->meta_bytes / BLK != (w->meta_bytes + isz - 1) / BLK)
+		w->meta_bytes = (w->meta_bytes / BLK + 1) * BLK;
+	n->meta_off = w->meta_bytes;
+	n->nid = w->meta_bytes / 32;
+	w->meta_bytes += isz;
 	if (!S_ISDIR(n->m.mode))
 		return;
 	qsort(n->kids, n->nkids, sizeof(*n->kids), cmp_name);
@@ -548,8 +623,14 @@ static uint32_t nlink_of(const struct node *n)
 
 static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
 {
-	uint8_t in[INODE_SIZE] = {0};
+	uint8_t in[INODE_SIZE + 12 + EROFS_XATTR_MAX] = {0};
+	size_t isz = INODE_SIZE;
 	put_le(in, FORMAT_EXT | (LAYOUT_PLAIN << 1), 2);
+	if (n->xlen) { /* i_xattr_icount: the inline area is 12 + (icount - 1) * 4 */
+		put_le(in + 2, n->xlen / 4 + 1, 2);
+		memcpy(in + INODE_SIZE + 12, n->xattrs, n->xlen);
+		isz += 12 + n->xlen;
+	}
 	put_le(in + 4, n->m.mode, 2);
 	put_le(in + 8, n->size, 8);
 	uint32_t u = n->blkaddr;
@@ -565,7 +646,7 @@ static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
 	put_le(in + 32, (uint64_t)n->m.mtime, 8);
 	put_le(in + 40, n->m.mtime_nsec, 4);
 	put_le(in + 44, nlink_of(n), 4);
-	int e = pwrite_all(w->fd, in, sizeof(in), meta + n->nid * 32);
+	int e = pwrite_all(w->fd, in, isz, meta + n->meta_off);
 	for (size_t i = 0; !e && S_ISDIR(n->m.mode) && i < n->nkids; i++)
 		e = write_inodes(w, n->kids[i], meta);
 	return e;
@@ -574,6 +655,7 @@ static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
 int erofs_writer_finish(struct erofs_writer *w, char *why, size_t why_len)
 {
 	w->ninodes = 0;
+	w->meta_bytes = 0;
 	number(w, w->root);
 	if (w->root->nid > UINT16_MAX)
 		return fail(why, why_len, -EOVERFLOW, "the root inode is too far", "/");
@@ -581,7 +663,7 @@ int erofs_writer_finish(struct erofs_writer *w, char *why, size_t why_len)
 	if (e)
 		return fail(why, why_len, e, "cannot write the image", "directories");
 	uint32_t meta_blk = w->next_blk;
-	uint64_t meta_bytes = (uint64_t)w->ninodes * INODE_SIZE;
+	uint64_t meta_bytes = w->meta_bytes;
 	if ((e = write_inodes(w, w->root, (uint64_t)meta_blk * BLK)))
 		return fail(why, why_len, e, "cannot write the image", "inodes");
 	uint32_t total = meta_blk + blocks_for(meta_bytes);

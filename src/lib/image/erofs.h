@@ -63,6 +63,17 @@ int erofs_add_hardlink(struct erofs_writer *w, const char *path, const char *tar
                        size_t why_len);
 
 /*
+ * Sets extended attribute @name ("user.", "trusted." or "security."
+ * prefixed; "security.capability" is what images need most) to @len bytes
+ * of @value on the entry at @path, replacing an earlier value. Stored
+ * inline after the inode; at most EROFS_XATTR_MAX bytes of them per entry.
+ * -ENOENT (no entry), -EOPNOTSUPP (another namespace), -E2BIG.
+ */
+#define EROFS_XATTR_MAX 2048
+int erofs_set_xattr(struct erofs_writer *w, const char *path, const char *name, const void *value,
+                    size_t len, char *why, size_t why_len);
+
+/*
  * Layers, for OCI whiteouts: entries record the layer that added them
  * (erofs_set_layer(), from 0). erofs_remove() drops @path and everything
  * under it (".wh.NAME"); erofs_clear_dir() drops the children of @path
