@@ -10,6 +10,7 @@ PYTHON   := /usr/bin/python3
 
 WARN     := -Wall -Wextra -Werror
 CSTD     := -std=c11 -D_GNU_SOURCE
+LIB_LIBS := -larchive # what libmsb links against (layers: tar, gzip, zstd)
 CFLAGS   ?= -O2 -g
 INC      := -Isrc/lib/include -Isrc/lib/util -Isrc/proto
 ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(INC)
@@ -56,11 +57,11 @@ $(B)/lib/libmsb.a: $(LIB_OBJS)
 # The shared library is what the Python tests (ctypes) and SDKs load.
 $(B)/lib/libmsb.so: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -o $@ $^
+	$(CC) -shared -o $@ $^ $(LIB_LIBS)
 
 $(B)/bin/msb: $(CLI_OBJS) $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^
+	$(CC) $(CFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)
@@ -127,7 +128,7 @@ TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS) src/agent/session
 $(B)/tests/test_%: tests/unit/test_%.c $(TEST_SRCS_lib) src/kvmcheck/tinyvm_guest.S $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Isrc -o $@ $< $(TEST_SRCS_lib) \
-		src/kvmcheck/tinyvm_guest.S -lcmocka
+		src/kvmcheck/tinyvm_guest.S -lcmocka $(LIB_LIBS)
 
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
@@ -171,7 +172,7 @@ $(B)/tests/guest/agent-test.cpio: $(B)/libexec/msb/msb-agent $(B)/tests/guest/ho
 
 $(B)/tests/vmrun: tests/tools/vmrun.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIB_LIBS)
 
 integration: all $(B)/tests/guest/initramfs.cpio $(B)/tests/guest/agent-test.cpio $(B)/tests/vmrun \
 		$(B)/tools/mkerofs $(B)/tests/guest/xattrs
@@ -183,11 +184,11 @@ test: unit integration
 
 $(B)/bench/phost_start: bench/phost_start.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(B)/bench/warm_start: bench/warm_start.c $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $^
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIB_LIBS)
 
 $(B)/bench/vm_start: bench/vm_start.c bench/qemu_compare.c bench/qemu_compare.h $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shell.h"
 #include "lib/image/erofs.h"
 
 struct mem {
@@ -40,18 +41,6 @@ static int add_text(struct erofs_writer *w, const char *path, const char *text, 
 	struct mem src = {.data = text, .len = strlen(text)};
 	char why[300];
 	return erofs_add_file(w, path, &m, src.len, mem_read, &src, why, sizeof(why));
-}
-
-/* Runs a command; returns its output. */
-static char *run(const char *cmd)
-{
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	static char out[8192];
-	size_t n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	assert_int_equal(pclose(p), 0);
-	return out;
 }
 
 static void test_image_reads_back(void **state)

@@ -1,0 +1,33 @@
+/*
+ * Applying an OCI layer (a tar stream, plain, gzip or zstd) to an erofs
+ * image being written, entry by entry, never touching the host's file
+ * system: files stream into the image, ".wh.NAME" removes NAME from the
+ * layers below, ".wh..wh..opq" hides a directory's lower content, hard
+ * links, symlinks, devices, owners, modes, mtimes and xattrs are kept.
+ * Every name comes from the layer's author: the writer normalises paths
+ * inside the image root, and the limits below bound what a layer may ask.
+ */
+#ifndef MSB_IMAGE_LAYER_H
+#define MSB_IMAGE_LAYER_H
+
+#include "erofs.h"
+
+#include <stdint.h>
+
+#define LAYER_MAX_ENTRIES 1000000
+#define LAYER_MAX_BYTES   (64ULL << 30) /* of file data in one layer */
+
+struct layer_stats {
+	uint64_t entries, bytes, whiteouts;
+};
+
+/*
+ * Reads the layer from @fd (owned by the caller) into @w as layer @index
+ * (0 for the bottom one; layers must be applied in order). Returns 0 or a
+ * negative errno with @why set: a damaged or truncated archive, a limit, or
+ * the writer's own refusal.
+ */
+int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_stats *st,
+                char *why, size_t why_len);
+
+#endif
