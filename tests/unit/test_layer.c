@@ -20,8 +20,8 @@
 #include "shell.h"
 #include "lib/image/layer.h"
 
-static int apply(struct erofs_writer *w, const char *path, unsigned index,
-                 struct layer_stats *st, char *why, size_t len)
+static int apply(struct erofs_writer *w, const char *path, unsigned index, struct layer_stats *st,
+                 char *why, size_t len)
 {
 	int fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
@@ -30,11 +30,10 @@ static int apply(struct erofs_writer *w, const char *path, unsigned index,
 	return r;
 }
 
-static void test_two_layers(void **state)
+/* Two layers in @d: l1.tgz and l2.tzst. */
+static void make_layers(const char *d)
 {
-	(void)state;
-	char d[] = "/tmp/msb-test-layer-XXXXXX", cmd[2048];
-	assert_non_null(mkdtemp(d));
+	char cmd[2048];
 	snprintf(cmd, sizeof(cmd),
 	         "set -e; cd %s; mkdir -p l1/etc l1/opt l1/bin l2/etc l2/opt; "
 	         "echo a1 > l1/etc/a; echo b1 > l1/etc/b; echo old > l1/opt/old; "
@@ -45,7 +44,14 @@ static void test_two_layers(void **state)
 	         "tar -C l2 -P --transform='s,^\\./escaped,../../escaped,' --zstd -cf l2.tzst .",
 	         d);
 	run(cmd);
+}
 
+static void test_two_layers(void **state)
+{
+	(void)state;
+	char d[] = "/tmp/msb-test-layer-XXXXXX", cmd[2048];
+	assert_non_null(mkdtemp(d));
+	make_layers(d);
 	char img[2100], l1[2100], l2[2100], why[300];
 	snprintf(img, sizeof(img), "%s/img.erofs", d);
 	snprintf(l1, sizeof(l1), "%s/l1.tgz", d);
@@ -86,10 +92,49 @@ static void test_two_layers(void **state)
 	run(cmd);
 }
 
+/* The whole image: the layers in order, then renamed into place; a bad
+ * layer leaves nothing behind. */
+static void test_build_image(void **state)
+{
+	(void)state;
+	char d[] = "/tmp/msb-test-layer-XXXXXX", cmd[8192], p[3][2100], img[2100], why[400];
+	assert_non_null(mkdtemp(d));
+	make_layers(d);
+	snprintf(cmd, sizeof(cmd), "echo hi > %s/not.tar", d);
+	run(cmd);
+	snprintf(p[0], sizeof(p[0]), "%s/l1.tgz", d);
+	snprintf(p[1], sizeof(p[1]), "%s/l2.tzst", d);
+	snprintf(p[2], sizeof(p[2]), "%s/not.tar", d);
+	snprintf(img, sizeof(img), "%s/root.erofs", d);
+	int fds[3];
+	for (int i = 0; i < 3; i++)
+		assert_true((fds[i] = open(p[i], O_RDONLY)) >= 0);
+	assert_int_equal(layer_build_image(fds, 2, img, why, sizeof(why)), 0);
+	snprintf(cmd, sizeof(cmd), "fsck.erofs %s >/dev/null 2>&1 && ls %s | grep -c tmp || true",
+	         img, d);
+	assert_string_equal(run(cmd), "0\n");
+
+	char img2[2100];
+	snprintf(img2, sizeof(img2), "%s/bad.erofs", d);
+	lseek(fds[0], 0, SEEK_SET);
+	int bad[2] = {fds[0], fds[2]};
+	assert_true(layer_build_image(bad, 2, img2, why, sizeof(why)) < 0);
+	if (strncmp(why, "layer 2: ", 9))
+		fail_msg("%s", why);
+	assert_int_equal(access(img2, F_OK), -1);
+	snprintf(cmd, sizeof(cmd), "ls %s | grep -c tmp || true", d);
+	assert_string_equal(run(cmd), "0\n");
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d);
+	run(cmd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_two_layers),
+	    cmocka_unit_test(test_build_image),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,9 +3,12 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define WH        ".wh."
 #define WH_OPAQUE ".wh..wh..opq"
@@ -33,8 +36,8 @@ static const char *split(const char *path, char *dir, size_t len)
 	return slash + 1;
 }
 
-static int whiteout(struct erofs_writer *w, const char *path, struct layer_stats *st,
-                    int *handled, char *why, size_t why_len)
+static int whiteout(struct erofs_writer *w, const char *path, struct layer_stats *st, int *handled,
+                    char *why, size_t why_len)
 {
 	char dir[4096];
 	const char *name = split(path, dir, sizeof(dir));
@@ -118,8 +121,61 @@ static int entry(struct erofs_writer *w, struct archive *a, struct archive_entry
 	return r ? r : xattrs(w, e, path, why, why_len);
 }
 
-int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_stats *st,
-                char *why, size_t why_len)
+int layer_build_image(const int *fds, size_t n, const char *path, char *why, size_t why_len)
+{
+	char tmp[4200];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
+		snprintf(why, why_len, "path too long: %.300s", path);
+		return -ENAMETOOLONG;
+	}
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		int e = -errno;
+		snprintf(why, why_len, "cannot create %.300s: %s", tmp, strerror(-e));
+		return e;
+	}
+	fchmod(fd, 0644);
+	struct erofs_writer *w = erofs_writer_new(fd);
+	int e = w ? 0 : -ENOMEM;
+	if (!w)
+		snprintf(why, why_len, "out of memory");
+	for (size_t i = 0; !e && i < n; i++) {
+		struct layer_stats st;
+		char lwhy[400];
+		if ((e = layer_apply(w, fds[i], (unsigned)i, &st, lwhy, sizeof(lwhy))))
+			snprintf(why, why_len, "layer %zu: %s", i + 1, lwhy);
+	}
+	if (!e)
+		e = erofs_writer_finish(w, why, why_len);
+	erofs_writer_free(w);
+	if (!e && fsync(fd) < 0) {
+		e = -errno;
+		snprintf(why, why_len, "cannot write %.300s: %s", tmp, strerror(-e));
+	}
+	close(fd);
+	if (!e && rename(tmp, path) < 0) {
+		e = -errno;
+		snprintf(why, why_len, "cannot rename into %.300s: %s", path, strerror(-e));
+	}
+	if (e) {
+		unlink(tmp);
+		return e;
+	}
+	char dir[4200];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = 0;
+	int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_stats *st, char *why,
+                size_t why_len)
 {
 	memset(st, 0, sizeof(*st));
 	erofs_set_layer(w, index);
@@ -149,7 +205,8 @@ int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_sta
 			break;
 		}
 		if (++st->entries > LAYER_MAX_ENTRIES) {
-			snprintf(why, why_len, "the layer has more than %d entries", LAYER_MAX_ENTRIES);
+			snprintf(why, why_len, "the layer has more than %d entries",
+			         LAYER_MAX_ENTRIES);
 			r = -E2BIG;
 			break;
 		}

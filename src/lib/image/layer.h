@@ -27,7 +27,17 @@ struct layer_stats {
  * negative errno with @why set: a damaged or truncated archive, a limit, or
  * the writer's own refusal.
  */
-int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_stats *st,
-                char *why, size_t why_len);
+int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_stats *st, char *why,
+                size_t why_len);
+
+/*
+ * An image's root file system: the @n layers (bottom first, open fds owned
+ * by the caller) applied in order into a new erofs image at @path, written
+ * under a temporary name in the same directory, fsynced and renamed, the
+ * directory fsynced: a failure (a bad layer, a full disk) leaves no file at
+ * @path and no temporary one. Returns 0 or a negative errno with @why set
+ * (naming the layer that failed).
+ */
+int layer_build_image(const int *fds, size_t n, const char *path, char *why, size_t why_len);
 
 #endif
