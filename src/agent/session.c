@@ -75,6 +75,16 @@ static void conn_error(struct session *s, int e, const char *msg)
 	s->failed = 1;
 }
 
+/* A request or exec @id failed: ERROR with its id (the connection goes on). */
+static void request_error(struct session *s, uint32_t id, struct proto_error *er, int e)
+{
+	er->err = -e;
+	uint8_t b[PROTO_ERROR_FIXED + PROTO_MAX_ERROR_MSG];
+	int n = proto_error_encode(er, b, sizeof(b));
+	if (n >= 0)
+		wbuf_frame(&s->wb, PROTO_ERROR, id, b, (uint32_t)n);
+}
+
 static struct exec *exec_find(struct session *s, uint32_t id)
 {
 	for (struct exec *e = s->execs; e; e = e->next)
@@ -134,11 +144,7 @@ static void exec_start(struct session *s, uint32_t id, const uint8_t *p, uint32_
 	if (e < 0) {
 		free(x);
 		proto_exec_free(&m);
-		er.err = -e;
-		uint8_t b[PROTO_ERROR_FIXED + PROTO_MAX_ERROR_MSG];
-		int n = proto_error_encode(&er, b, sizeof(b));
-		if (n >= 0)
-			wbuf_frame(&s->wb, PROTO_ERROR, id, b, (uint32_t)n);
+		request_error(s, id, &er, e);
 		return;
 	}
 	x->id = id;
@@ -288,15 +294,10 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 		 * its capacity within milliseconds of the restore */
 		struct proto_error er = {0};
 		int e = root_mount(s->root, mr.disk, mr.wait_ms, er.msg, sizeof(er.msg));
-		if (!e) {
+		if (e)
+			request_error(s, h->id, &er, e);
+		else
 			wbuf_frame(&s->wb, PROTO_DONE, h->id, NULL, 0);
-			return;
-		}
-		er.err = -e;
-		uint8_t b[PROTO_ERROR_FIXED + PROTO_MAX_ERROR_MSG];
-		int n = proto_error_encode(&er, b, sizeof(b));
-		if (n >= 0)
-			wbuf_frame(&s->wb, PROTO_ERROR, h->id, b, (uint32_t)n);
 		return;
 	}
 	case PROTO_SET_HOSTNAME: {

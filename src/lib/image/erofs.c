@@ -113,6 +113,27 @@ static void detach(struct node *d, struct node *n)
 static const struct erofs_meta default_dir = {.mode = S_IFDIR | 0755};
 
 /*
+ * The next component of the path at *@p, in @s/@l, skipping empty ones and
+ * ".": returns 0 for a name, 1 for "..", -1 at the end.
+ */
+static int next_component(const char **p, const char **s, size_t *l)
+{
+	for (;;) {
+		while (**p == '/')
+			(*p)++;
+		if (!**p)
+			return -1;
+		*s = *p;
+		while (**p && **p != '/')
+			(*p)++;
+		*l = (size_t)(*p - *s);
+		if (*l == 1 && (*s)[0] == '.')
+			continue;
+		return *l == 2 && (*s)[0] == '.' && (*s)[1] == '.';
+	}
+}
+
+/*
  * Walks @path from the root, making missing directories, and returns in
  * *@parent the directory the last component goes into and in @last/@llen
  * that component (llen 0: the path is the root itself).
@@ -124,16 +145,10 @@ static int walk(struct erofs_writer *w, const char *path, struct node **parent, 
 	const char *comp[EROFS_DEPTH_MAX];
 	size_t clen[EROFS_DEPTH_MAX];
 	int n = 0;
-	for (const char *p = path; *p;) {
-		while (*p == '/')
-			p++;
-		const char *s = p;
-		while (*p && *p != '/')
-			p++;
-		size_t l = (size_t)(p - s);
-		if (l == 0 || (l == 1 && s[0] == '.'))
-			continue;
-		if (l == 2 && s[0] == '.' && s[1] == '.') {
+	const char *p = path, *s;
+	size_t l;
+	for (int up; (up = next_component(&p, &s, &l)) >= 0;) {
+		if (up) {
 			if (n > 0)
 				n--;
 			continue;
@@ -269,16 +284,10 @@ int erofs_set_xattr(struct erofs_writer *w, const char *path, const char *name, 
 static struct node *lookup(struct erofs_writer *w, const char *path)
 {
 	struct node *d = w->root;
-	for (const char *p = path; *p;) {
-		while (*p == '/')
-			p++;
-		const char *s = p;
-		while (*p && *p != '/')
-			p++;
-		size_t l = (size_t)(p - s);
-		if (l == 0 || (l == 1 && s[0] == '.'))
-			continue;
-		if (l == 2 && s[0] == '.' && s[1] == '.') {
+	const char *p = path, *s;
+	size_t l;
+	for (int up; (up = next_component(&p, &s, &l)) >= 0;) {
+		if (up) {
 			if (d->parent)
 				d = d->parent;
 			continue;

@@ -1,4 +1,5 @@
 #include "layer.h"
+#include "fsutil.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -161,16 +162,7 @@ int layer_build_image(const int *fds, size_t n, const char *path, char *why, siz
 		unlink(tmp);
 		return e;
 	}
-	char dir[4200];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = 0;
-	int dfd = open(slash ? (dir[0] ? dir : "/") : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	fs_fsync_parent(path);
 	return 0;
 }
 

@@ -142,3 +142,23 @@ void fs_full_note(const char *path, char *out, size_t len)
 	if (free_mib < FULL_MIB)
 		snprintf(out, len, " (the disk holding it is full: %llu MiB free)", free_mib);
 }
+
+int fs_fsync_parent(const char *path)
+{
+	char dir[4096];
+	if (fs_path(dir, sizeof(dir), "%s", path))
+		return -ENAMETOOLONG;
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = 0;
+	else if (slash)
+		*slash = 0;
+	else
+		snprintf(dir, sizeof(dir), ".");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int e = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return e;
+}

@@ -21,6 +21,10 @@ int fs_remove_flat_dir(const char *path);
 /* snprintf that fails with -ENAMETOOLONG instead of truncating. */
 int fs_path(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* fsyncs the directory holding @path (after a rename into it), so the
+ * new name survives a crash. Best effort: returns 0 or a negative errno. */
+int fs_fsync_parent(const char *path);
+
 /* After a failed write to @path: " (the disk holding it is full: N MiB
  * free)" into @out when that disk has less than 64 MiB left, else "". A
  * full disk reaches programs in the portable host as an I/O error, so this

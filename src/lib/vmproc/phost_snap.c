@@ -232,29 +232,48 @@ static int open_state(const char *path, struct msb_err *err)
 	return fd;
 }
 
-/* Boots a host and writes its snapshot to @ram and @state (both new). */
-static int make_snapshot(struct msb_vmproc *p, const struct phost_cmd *c, const char *ram,
-                         int state_fd, struct msb_err *err)
+/*
+ * Starts QEMU for @c as @start with its RAM in @ram, its control socket
+ * (our end in *@qmp, to close) and, when @state_fd >= 0, the state to load
+ * at PHOST_STATE_FD. *@qmp is -1 when nothing was started.
+ */
+static int spawn_qemu(struct msb_vmproc *p, const struct phost_cmd *c, enum phost_start start,
+                      const char *ram, int state_fd, int *qmp, struct msb_err *err)
 {
 	static const int fds[] = {PHOST_STREAM_FD};
 	struct phost_cmd s = *c;
-	s.start = PHOST_SNAPSHOT;
+	s.start = start;
 	s.ram = ram;
 	struct argbuf a;
-	int e = phost_cmd_build(&s, &a, err);
 	int qs[2];
+	*qmp = -1;
+	int e = phost_cmd_build(&s, &a, err);
 	if (e)
 		return e;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qs) < 0)
 		return err_set(err, -errno, "socketpair: %s", strerror(errno));
-	struct fdmap extra[] = {{qs[1], PHOST_QMP_FD}};
-	e = vmproc_spawn(p, a.argv, fds, 1, extra, 1, 1, err);
+	struct fdmap extra[] = {{qs[1], PHOST_QMP_FD}, {state_fd, PHOST_STATE_FD}};
+	e = vmproc_spawn(p, a.argv, fds, 1, extra, state_fd >= 0 ? 2 : 1, 1, err);
 	close(qs[1]);
+	if (e) {
+		close(qs[0]);
+		return e;
+	}
+	*qmp = qs[0];
+	return 0;
+}
+
+/* Boots a host and writes its snapshot to @ram and @state (both new). */
+static int make_snapshot(struct msb_vmproc *p, const struct phost_cmd *c, const char *ram,
+                         int state_fd, struct msb_err *err)
+{
+	int qfd;
+	int e = spawn_qemu(p, c, PHOST_SNAPSHOT, ram, -1, &qfd, err);
 	if (!e)
 		e = await_ready(p, err);
 	struct qmp q;
 	char why[300];
-	if (!e && (e = qmp_open(&q, qs[0], QMP_MS, why, sizeof(why))))
+	if (!e && (e = qmp_open(&q, qfd, QMP_MS, why, sizeof(why))))
 		qmp_fail(e, why, "talking to QEMU", err);
 	/* Stopped first, so RAM and device state are of the same instant. */
 	if (!e && (e = qmp_exec(&q, "{\"execute\":\"stop\"}", -1, NULL, 0, why, sizeof(why))))
@@ -279,7 +298,8 @@ static int make_snapshot(struct msb_vmproc *p, const struct phost_cmd *c, const 
 		if (vmproc_reap(p, QMP_MS, 0) < 0)
 			e = err_set(err, -ETIMEDOUT, "QEMU did not quit after the snapshot");
 	}
-	close(qs[0]);
+	if (qfd >= 0)
+		close(qfd);
 	vmproc_kill(p);
 	p->pid = -1;
 	p->exited = 0;
@@ -321,26 +341,11 @@ static int send_resume(int stream, const struct phost_cmd *c, struct msb_err *er
 static int restore(struct msb_vmproc *p, const struct phost_cmd *c, const char *ram,
                    const char *state, struct msb_err *err)
 {
-	static const int fds[] = {PHOST_STREAM_FD};
-	struct phost_cmd s = *c;
-	s.start = PHOST_RESTORE;
-	s.ram = ram;
-	struct argbuf a;
-	int e = phost_cmd_build(&s, &a, err);
-	if (e)
-		return e;
 	int sfd = open_state(state, err);
 	if (sfd < 0)
 		return sfd;
-	int qs[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qs) < 0) {
-		e = -errno;
-		close(sfd);
-		return err_set(err, e, "socketpair: %s", strerror(-e));
-	}
-	struct fdmap extra[] = {{qs[1], PHOST_QMP_FD}, {sfd, PHOST_STATE_FD}};
-	e = vmproc_spawn(p, a.argv, fds, 1, extra, 2, 1, err);
-	close(qs[1]);
+	int qfd;
+	int e = spawn_qemu(p, c, PHOST_RESTORE, ram, sfd, &qfd, err);
 	close(sfd);
 	struct qmp q;
 	char why[300], uri[32];
@@ -348,7 +353,7 @@ static int restore(struct msb_vmproc *p, const struct phost_cmd *c, const char *
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd),
 	         "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"%s\"}}", uri);
-	if (!e && (e = qmp_open(&q, qs[0], QMP_MS, why, sizeof(why))))
+	if (!e && (e = qmp_open(&q, qfd, QMP_MS, why, sizeof(why))))
 		qmp_fail(e, why, "talking to QEMU", err);
 	if (!e && (e = qmp_exec(&q, ignore_shared, -1, NULL, 0, why, sizeof(why))))
 		qmp_fail(e, why, "setting up the restore", err);
@@ -359,7 +364,8 @@ static int restore(struct msb_vmproc *p, const struct phost_cmd *c, const char *
 	/* The snapshot was taken paused: run it. */
 	if (!e && (e = qmp_exec(&q, "{\"execute\":\"cont\"}", -1, NULL, 0, why, sizeof(why))))
 		qmp_fail(e, why, "resuming the portable host", err);
-	close(qs[0]);
+	if (qfd >= 0)
+		close(qfd);
 	if (!e)
 		e = send_resume(p->stream_fd, c, err);
 	/* QEMU exits with status 1 when it cannot load the state: the
@@ -455,13 +461,8 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 		           (e = sync_and_rename(state_tmp, state))))
 			err_set(err, e, "cannot store the portable host's snapshot in %s: %s", dir,
 			        strerror(-e));
-		if (!e) {
-			int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (dfd >= 0) {
-				fsync(dfd);
-				close(dfd);
-			}
-		}
+		if (!e)
+			fs_fsync_parent(state);
 		if (!e && progress) {
 			char msg[80];
 			snprintf(msg, sizeof(msg), "portable host ready in %.1f s",

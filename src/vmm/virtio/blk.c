@@ -29,11 +29,15 @@
 #define S_IOERR  1
 #define S_UNSUPP 2
 
-#define SECTOR     512u
-#define HDR_LEN    16u
-#define SEG_LEN    16u        /* discard / write zeroes: sector u64, sectors u32, flags u32 */
-#define MAX_SEGS   1u         /* what we announce as max_discard_seg / max_write_zeroes_seg */
-#define MAX_RANGE  (1u << 22) /* sectors per discard or write-zeroes: 2 GiB */
+#define SECTOR    512u
+#define HDR_LEN   16u
+#define SEG_LEN   16u        /* discard / write zeroes: sector u64, sectors u32, flags u32 */
+#define MAX_SEGS  1u         /* what we announce as max_discard_seg / max_write_zeroes_seg */
+#define MAX_RANGE (1u << 22) /* sectors per discard or write-zeroes: 2 GiB */
+/* Data bytes in one read or write. Linux sends at most 1 MiB by default; a
+ * bound keeps one request's time on the event loop short and its length in
+ * the used ring's 32 bits. */
+#define MAX_IO     (16u << 20)
 #define CONFIG_LEN 60u
 #define QUEUE_SIZE 256
 #define ZERO_CHUNK 65536u
@@ -175,7 +179,8 @@ static uint8_t handle(struct blk *b, const struct vq_chain *c, uint32_t *written
 	uint64_t data = c->wlen - 1; /* writable bytes before the status */
 	switch (type) {
 	case T_IN:
-		if (b->fd < 0 || data % SECTOR || !in_range(b, sector, data / SECTOR))
+		if (b->fd < 0 || data > MAX_IO || data % SECTOR ||
+		    !in_range(b, sector, data / SECTOR))
 			return S_IOERR;
 		if (chain_io(b, c, 1, 0, data, sector * SECTOR) < 0)
 			return S_IOERR;
@@ -183,7 +188,8 @@ static uint8_t handle(struct blk *b, const struct vq_chain *c, uint32_t *written
 		return S_OK;
 	case T_OUT: {
 		uint64_t n = c->rlen - HDR_LEN;
-		if (b->fd < 0 || !b->writable || n % SECTOR || !in_range(b, sector, n / SECTOR))
+		if (b->fd < 0 || !b->writable || n > MAX_IO || n % SECTOR ||
+		    !in_range(b, sector, n / SECTOR))
 			return S_IOERR;
 		return chain_io(b, c, 0, HDR_LEN, n, sector * SECTOR) < 0 ? S_IOERR : S_OK;
 	}
