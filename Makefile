@@ -10,9 +10,9 @@ PYTHON   := /usr/bin/python3
 
 WARN     := -Wall -Wextra -Werror
 CSTD     := -std=c11 -D_GNU_SOURCE
-LIB_LIBS := -larchive # what libmsb links against (layers: tar, gzip, zstd)
+LIB_LIBS := -larchive -lcurl -ljansson -lsqlite3 # layers (tar, gzip, zstd), registries, JSON, the store
 CFLAGS   ?= -O2 -g
-INC      := -Isrc/lib/include -Isrc/lib/util -Isrc/proto
+INC      := -Isrc/lib/include -Isrc/lib/util -Isrc/proto -Isrc
 ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(INC)
 # musl's headers lack the kernel's; borrow only linux/ and asm/ from the system.
 MUSL_INC := $(B)/musl-inc
@@ -38,7 +38,7 @@ VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/seria
 	src/vmm/evloop.c \
 	src/vmm/timing.c src/vmm/snapfile.c
 
-all: $(B)/bin/msb $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
+all: $(B)/bin/msb $(B)/bin/msx $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
 	$(B)/share/msb/kvm-smoke-guest.bin $(B)/share/msb/agent.cpio $(B)/lib/libmsb.so phost kernel
 
 # -fPIC: the same objects make libmsb.a and libmsb.so
@@ -62,6 +62,10 @@ $(B)/lib/libmsb.so: $(LIB_OBJS)
 $(B)/bin/msb: $(CLI_OBJS) $(B)/lib/libmsb.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LIB_LIBS)
+
+# msx is `msb exe` under its own name (main() looks at argv[0]).
+$(B)/bin/msx: $(B)/bin/msb
+	ln -sfn msb $@
 
 $(MUSL_INC)/.stamp:
 	@mkdir -p $(MUSL_INC)
@@ -124,6 +128,7 @@ kernel:
 
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS) src/agent/session.c src/agent/spawn.c \
+                 src/agent/user.c \
                  src/agent/root.c
 $(B)/tests/test_%: tests/unit/test_%.c $(TEST_SRCS_lib) src/kvmcheck/tinyvm_guest.S $(HDRS)
 	@mkdir -p $(dir $@)
@@ -228,6 +233,11 @@ $(B)/fuzz/fuzz_snapfile: tests/fuzz/fuzz_snapfile.c src/vmm/snapfile.c
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
 
-fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile
+$(B)/fuzz/fuzz_user: tests/fuzz/fuzz_user.c src/agent/user.c
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
+
+fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile $(B)/fuzz/fuzz_user
 	$(B)/fuzz/fuzz_proto -max_total_time=60
 	$(B)/fuzz/fuzz_snapfile -max_total_time=60
+	$(B)/fuzz/fuzz_user -max_total_time=60

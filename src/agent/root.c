@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,6 +90,95 @@ static int dir(const char *path, mode_t mode)
 	return mkdir(path, mode) < 0 && errno != EEXIST ? -errno : 0;
 }
 
+/* The root's /etc, resolved inside the root and on its own file system (a
+ * symlinked /etc stays in the image), made when the image has none. */
+static int open_etc(int rootfd)
+{
+	struct open_how how = {
+	    .flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
+	};
+	for (int tries = 0;; tries++) {
+		int fd = (int)syscall(SYS_openat2, rootfd, "etc", &how, sizeof(how));
+		if (fd < 0 && errno == ENOSYS) /* before Linux 5.6: no symlinked /etc */
+			fd = openat(rootfd, "etc", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT || tries)
+			return fd < 0 ? -errno : fd;
+		if (mkdirat(rootfd, "etc", 0755) < 0 && errno != EEXIST)
+			return -errno;
+		fchmodat(rootfd, "etc", 0755, 0); /* whatever the umask */
+	}
+}
+
+/*
+ * Replaces @name in @dirfd with a regular file of @len bytes, mode 0644:
+ * written under a temporary name and renamed over it, so whatever was there
+ * (a symlink out of the root, a FIFO, a device) is never opened or followed.
+ */
+static int put_file(int dirfd, const char *name, const char *data, size_t len)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), ".%s.msb-new", name);
+	unlinkat(dirfd, tmp, 0);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int e = 0;
+	for (size_t off = 0; off < len && !e;) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n > 0)
+			off += (size_t)n;
+		else if (n == 0)
+			e = -EIO;
+		else if (errno != EINTR)
+			e = -errno;
+	}
+	if (!e && fchmod(fd, 0644) < 0)
+		e = -errno;
+	if (close(fd) < 0 && !e)
+		e = -errno;
+	if (!e && renameat(dirfd, tmp, dirfd, name) < 0)
+		e = -errno;
+	if (e)
+		unlinkat(dirfd, tmp, 0);
+	return e;
+}
+
+int root_write_etc(const char *root, const char *hostname, char *msg, size_t msglen)
+{
+	int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return fail(msg, msglen, -errno, "opening", root);
+	int etc = open_etc(rootfd);
+	close(rootfd);
+	if (etc < 0)
+		return fail(msg, msglen, etc, "opening the image's", "/etc");
+	/* a hostname is at most 64 bytes (HOST_NAME_MAX): both fit */
+	char hosts[256], name[80];
+	snprintf(name, sizeof(name), "%.64s\n", hostname);
+	snprintf(hosts, sizeof(hosts),
+	         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	         "127.0.1.1\t%.64s\n",
+	         hostname);
+	const struct {
+		const char *name, *data;
+		size_t len;
+	} files[] = {
+	    {"hostname", name, strlen(name)},
+	    {"hosts", hosts, strlen(hosts)},
+	    {"resolv.conf", ROOT_RESOLV_CONF, sizeof(ROOT_RESOLV_CONF) - 1},
+	};
+	int e = 0;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && !e; i++)
+		if ((e = put_file(etc, files[i].name, files[i].data, files[i].len)) < 0) {
+			char path[32];
+			snprintf(path, sizeof(path), "/etc/%s", files[i].name);
+			fail(msg, msglen, e, "writing", path);
+		}
+	close(etc);
+	return e;
+}
+
 struct inner_mount {
 	const char *src, *target, *type;
 	unsigned long flags;
@@ -153,6 +245,14 @@ int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *m
 			umount2(root, MNT_DETACH);
 			goto undo_rw;
 		}
+	}
+	/* the hostname SET_HOSTNAME gave, if it came first (else it rewrites) */
+	struct utsname u;
+	if (uname(&u) < 0)
+		snprintf(u.nodename, sizeof(u.nodename), "localhost");
+	if ((e = root_write_etc(root, u.nodename, msg, msglen)) < 0) {
+		umount2(root, MNT_DETACH);
+		goto undo_rw;
 	}
 	snprintf(r->path, sizeof(r->path), "%s", root);
 	r->mounted = 1;

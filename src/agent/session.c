@@ -308,6 +308,12 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 		}
 		if (sethostname(hn.name, strlen(hn.name)) < 0)
 			logmsg("set the hostname", -errno);
+		/* a root mounted before (a restored VM's) says the new name too */
+		char msg[256];
+		int e =
+		    s->root->mounted ? root_write_etc(s->root->path, hn.name, msg, sizeof(msg)) : 0;
+		if (e < 0)
+			fprintf(stderr, "msb-agent: %s\n", msg);
 		return;
 	}
 	case PROTO_SNAPSHOT:

@@ -1,9 +1,11 @@
 /* Starting an exec's process: see spawn.h. */
 #include "spawn.h"
+#include "user.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,11 +15,14 @@
 #include <termios.h>
 #include <unistd.h>
 
-/* What the child reports through the status pipe when it cannot exec. */
+/* What the child reports through the status pipe when it cannot exec: one
+ * write below PIPE_BUF, so it arrives whole. */
 struct child_fail {
 	int err;
 	char what[32];
+	char msg[PROTO_MAX_ERROR_MSG + 1]; /* when set, the whole message */
 };
+_Static_assert(sizeof(struct child_fail) <= PIPE_BUF, "one atomic write");
 
 static void close_fd(int *fd)
 {
@@ -32,14 +37,42 @@ static int set_nonblock(int fd)
 	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
-static void child_fail(int st, const char *what)
+static void child_fail_msg(int st, int err, const char *what, const char *msg)
 {
-	struct child_fail f = {.err = errno};
+	struct child_fail f = {.err = err};
 	snprintf(f.what, sizeof(f.what), "%s", what);
+	snprintf(f.msg, sizeof(f.msg), "%s", msg);
 	if (write(st, &f, sizeof(f)) < 0) {
 		/* nobody to tell: the parent sees a short read and reports EPIPE */
 	}
 	_exit(127);
+}
+
+static void child_fail(int st, const char *what)
+{
+	child_fail_msg(st, errno, what, "");
+}
+
+/* In the child, in the root: the user's ids, groups and HOME, from the
+ * image's /etc/passwd and /etc/group. */
+static void child_user(const struct proto_exec *m, int st, char ***envp)
+{
+	struct user_ids ids;
+	char msg[PROTO_MAX_ERROR_MSG + 1];
+	int e = user_lookup(m->user, &ids, msg, sizeof(msg));
+	if (e < 0)
+		child_fail_msg(st, -e, "find the user", msg);
+	/* EPERM: the agent runs unprivileged (tests on the host) and has none */
+	if (setgroups(ids.ngroups, ids.groups) < 0 && errno != EPERM)
+		child_fail(st, "setgroups");
+	if (setresgid(ids.gid, ids.gid, ids.gid) < 0)
+		child_fail(st, "setgid");
+	if (setresuid(ids.uid, ids.uid, ids.uid) < 0)
+		child_fail(st, "setuid");
+	if (!(*envp = user_env(*envp, ids.home))) {
+		errno = ENOMEM;
+		child_fail(st, "set HOME");
+	}
 }
 
 /* In the child: make the fds 0..2, credentials, cwd, then exec. */
@@ -66,18 +99,23 @@ static void child_run(const struct proto_exec *m, const char *root, int in, int 
 	/* the terminal is open already: it lives in the agent's /dev/pts */
 	if (root && (chroot(root) < 0 || chdir("/") < 0))
 		child_fail(st, "chroot");
-	/* EPERM: the agent runs unprivileged (tests on the host) and has none */
-	if (setgroups(0, NULL) < 0 && errno != EPERM)
-		child_fail(st, "setgroups");
-	if (setresgid(m->gid, m->gid, m->gid) < 0)
-		child_fail(st, "setgid");
-	if (setresuid(m->uid, m->uid, m->uid) < 0)
-		child_fail(st, "setuid");
+	char **envp = (char **)m->envp;
+	if (m->user) {
+		child_user(m, st, &envp);
+	} else {
+		/* EPERM: the agent runs unprivileged (tests on the host) and has none */
+		if (setgroups(0, NULL) < 0 && errno != EPERM)
+			child_fail(st, "setgroups");
+		if (setresgid(m->gid, m->gid, m->gid) < 0)
+			child_fail(st, "setgid");
+		if (setresuid(m->uid, m->uid, m->uid) < 0)
+			child_fail(st, "setuid");
+	}
 	if (chdir(m->cwd) < 0)
 		child_fail(st, "chdir");
 	/* execvp searches the PATH of the environment the process gets */
 	extern char **environ;
-	environ = (char **)m->envp;
+	environ = envp;
 	execvp(m->argv[0], (char *const *)m->argv);
 	child_fail(st, "run");
 }
@@ -160,7 +198,11 @@ int spawn_exec(const struct proto_exec *m, const char *root, struct spawned *s, 
 		/* the child failed before or in execve and exits 127; reap it */
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		if (n == (ssize_t)sizeof(f)) {
+		if (n == (ssize_t)sizeof(f) && f.msg[0]) {
+			f.msg[sizeof(f.msg) - 1] = 0;
+			snprintf(msg, msglen, "%s", f.msg);
+			e = f.err > 0 && f.err <= PROTO_MAX_ERRNO ? -f.err : -EIO;
+		} else if (n == (ssize_t)sizeof(f)) {
 			f.what[sizeof(f.what) - 1] = 0;
 			const char *obj = !strcmp(f.what, "run")     ? m->argv[0]
 			                  : !strcmp(f.what, "chdir") ? m->cwd

@@ -22,11 +22,12 @@ struct spawned {
 
 /*
  * Starts @m, chrooted into @root unless it is NULL, as a new session leader (so a signal to -pid
- * reaches everything it started). Returns 0 and fills @s, or a negative errno with @msg (of
- * @msglen) saying what failed: "cannot run /bin/nope: No such file or directory". Failures in the
- * child before execve (chdir, setuid, execve itself) are reported here, not as an exit code, and
- * leave no process behind. The caller must have SIGCHLD blocked or handled: the child is not reaped
- * here.
+ * reaches everything it started), as m->user resolved in that root (user.h) when it is set, else
+ * as m->uid and m->gid. Returns 0 and fills @s, or a negative errno with @msg (of @msglen) saying
+ * what failed: "cannot run /bin/nope: No such file or directory", "unable to find user app: no
+ * matching entries in passwd file". Failures in the child before execve (the user, chdir, setuid,
+ * execve itself) are reported here, not as an exit code, and leave no process behind. The caller
+ * must have SIGCHLD blocked or handled: the child is not reaped here.
  */
 int spawn_exec(const struct proto_exec *m, const char *root, struct spawned *s, char *msg,
                size_t msglen);

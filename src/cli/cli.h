@@ -23,8 +23,37 @@ int cli_select_host(struct msb_host_choice *c, int always);
  * signal caught, or 0. */
 void cli_catch_stop_signals(void);
 int cli_stop_signal(void);
+/* How many stop signals arrived (a second Ctrl-C means "now"). */
+int cli_stop_count(void);
+
+/* A msb_vm_opts.progress callback: "msb: MSG" on stderr. */
+void cli_say(void *arg, const char *msg);
+
+/* The image msb exe runs when none is named: Debian 12 with python3,
+ * made by ./setup under a name no registry serves. */
+#define CLI_BUILTIN_DOMAIN "msb.local"
+#define CLI_DEFAULT_IMAGE  CLI_BUILTIN_DOMAIN "/default:latest"
+int cli_is_builtin_image(const char *name);
+
+/* A whole number from @lo to @hi in @s (all of it). Returns 0 or -1. */
+int cli_number(const char *s, long lo, long hi, long *out);
+
+struct store;
+/* Opens the image store under $MSB_HOME. Returns 0, or 1 after printing
+ * the error. */
+int cli_open_store(struct store **out);
+
+/* 1 when MSB_INSECURE_REGISTRIES names @name's registry. */
+int cli_insecure_registry(const char *name);
 
 int cmd_info(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+int cmd_exe(int argc, char **argv);
+int cmd_login(int argc, char **argv);
+int cmd_logout(int argc, char **argv);
+int cmd_load(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 

@@ -32,16 +32,6 @@ static void say(void *arg, const char *msg)
 	fprintf(stderr, "msb: %s\n", msg);
 }
 
-static int number(const char *s, long lo, long hi, long *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-	if (end == s || *end || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int cmd_prepare(int argc, char **argv)
 {
 	long mem = DEFAULT_MIB, cpus = 1;
@@ -51,10 +41,10 @@ int cmd_prepare(int argc, char **argv)
 			return 0;
 		}
 		if (!strcmp(argv[i], "--memory") && i + 1 < argc &&
-		    !number(argv[i + 1], 64, 1 << 20, &mem)) {
+		    !cli_number(argv[i + 1], 64, 1 << 20, &mem)) {
 			i++;
 		} else if (!strcmp(argv[i], "--cpus") && i + 1 < argc &&
-		           !number(argv[i + 1], 1, 8, &cpus)) {
+		           !cli_number(argv[i + 1], 1, 8, &cpus)) {
 			i++;
 		} else {
 			fprintf(stderr, "msb prepare: bad argument %s\n", argv[i]);

@@ -1,12 +1,22 @@
 #include "cli.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 static const struct cli_cmd commands[] = {
     {"info", "show how this machine runs sandboxes, and where msb keeps its files", cmd_info},
     {"doctor", "check that this machine can run sandboxes by starting a test VM", cmd_doctor},
+    {"pull", "download an image from its registry", cmd_pull},
+    {"exe", "run a command in a throwaway sandbox of an image (alias: x)", cmd_exe},
+    {"x", NULL, cmd_exe},
+    {"image", "list, remove and prune pulled images", cmd_image},
+    {"load", "store the images of an OCI or docker archive (no registry needed)", cmd_load},
+    {"import", "make a root file system tar an image", cmd_import},
+    {"login", "save credentials for a registry", cmd_login},
+    {"logout", "forget a registry's credentials", cmd_logout},
     {"prepare", "make a VM shape's warm-start image now, so its first sandbox starts warm",
      cmd_prepare},
 };
@@ -18,17 +28,19 @@ static void usage(FILE *f)
 	fprintf(f, "usage: msb COMMAND [OPTIONS]\n\nmsb runs untrusted code in hardware-isolated "
 	           "microVMs.\n\nCommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		if (commands[i].summary) /* aliases are not listed */
+			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\nRun 'msb COMMAND --help' for a command's options.\n"
 	           "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME.\n");
 }
 
 /* The one piece of global state: what an async signal handler may touch. */
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, stop_count;
 
 static void on_stop_signal(int sig)
 {
 	stop_signal = sig;
+	stop_count++;
 }
 
 void cli_catch_stop_signals(void)
@@ -45,6 +57,33 @@ void cli_catch_stop_signals(void)
 int cli_stop_signal(void)
 {
 	return stop_signal;
+}
+
+int cli_stop_count(void)
+{
+	return stop_count;
+}
+
+void cli_say(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "msb: %s\n", msg);
+}
+
+int cli_number(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (end == s || *end || errno || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_is_builtin_image(const char *name)
+{
+	return !strncmp(name, CLI_BUILTIN_DOMAIN "/", sizeof(CLI_BUILTIN_DOMAIN));
 }
 
 int cli_fail(const struct msb_err *e)
@@ -67,6 +106,10 @@ int main(int argc, char **argv)
 {
 	/* A closed stream must be an error to handle, not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
+	/* msx is `msb exe` by another name (a link installed beside msb). */
+	const char *base = strrchr(argv[0], '/');
+	if (!strcmp(base ? base + 1 : argv[0], "msx"))
+		return cmd_exe(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -107,9 +107,12 @@ int proto_hello_pick(const struct proto_hello *peer)
 static int exec_check_fixed(uint32_t flags, uint32_t uid, uint32_t gid, uint16_t rows,
                             uint16_t cols, uint32_t argc, uint32_t envc)
 {
-	if (flags & ~(PROTO_EXEC_TTY | PROTO_EXEC_STDIN))
+	if (flags & ~(PROTO_EXEC_TTY | PROTO_EXEC_STDIN | PROTO_EXEC_USER))
 		return -EPROTO;
 	if (uid == UINT32_MAX || gid == UINT32_MAX)
+		return -EPROTO;
+	/* the user decides both: other values would be a second encoding */
+	if ((flags & PROTO_EXEC_USER) && (uid || gid))
 		return -EPROTO;
 	if (!(flags & PROTO_EXEC_TTY) && (rows || cols))
 		return -EPROTO;
@@ -122,7 +125,7 @@ static int exec_check_fixed(uint32_t flags, uint32_t uid, uint32_t gid, uint16_t
 	return 0;
 }
 
-enum { S_CWD, S_ARG0, S_ARG, S_ENV };
+enum { S_CWD, S_ARG0, S_ARG, S_ENV, S_USER };
 
 static int exec_check_string(const char *s, int kind)
 {
@@ -133,28 +136,44 @@ static int exec_check_string(const char *s, int kind)
 		return s[0] ? 0 : -EPROTO;
 	case S_ENV:
 		return s[0] && s[0] != '=' && strchr(s, '=') ? 0 : -EPROTO;
+	case S_USER:
+		return s[0] ? 0 : -EPROTO;
 	default:
 		return 0;
 	}
 }
 
-static int string_kind(uint32_t i, uint32_t argc)
+/* String i of the message: 0 is cwd, 1..argc argv, then env, then the
+ * user (with PROTO_EXEC_USER). */
+static int string_kind(uint32_t i, const struct proto_exec *m)
 {
 	if (i == 0)
 		return S_CWD;
 	if (i == 1)
 		return S_ARG0;
-	return i <= argc ? S_ARG : S_ENV;
+	if (i <= m->argc)
+		return S_ARG;
+	return i <= m->argc + m->envc ? S_ENV : S_USER;
 }
 
-/* String i of the message: 0 is cwd, 1..argc argv, then env. */
+static uint32_t exec_nstrings(const struct proto_exec *m)
+{
+	return 1 + m->argc + m->envc + ((m->flags & PROTO_EXEC_USER) ? 1 : 0);
+}
+
 static const char *exec_string(const struct proto_exec *m, uint32_t i)
 {
-	if (i == 0)
+	switch (string_kind(i, m)) {
+	case S_CWD:
 		return m->cwd;
-	if (i <= m->argc)
+	case S_ARG0:
+	case S_ARG:
 		return m->argv[i - 1];
-	return m->envp[i - 1 - m->argc];
+	case S_ENV:
+		return m->envp[i - 1 - m->argc];
+	default:
+		return m->user;
+	}
 }
 
 int proto_exec_encode(const struct proto_exec *m, uint8_t *out, size_t cap)
@@ -162,10 +181,11 @@ int proto_exec_encode(const struct proto_exec *m, uint8_t *out, size_t cap)
 	int e = exec_check_fixed(m->flags, m->uid, m->gid, m->rows, m->cols, m->argc, m->envc);
 	if (e)
 		return e == -EPROTO ? -EINVAL : e;
-	if (!m->cwd || !m->argv || (m->envc && !m->envp))
+	if (!m->cwd || !m->argv || (m->envc && !m->envp) ||
+	    !(m->flags & PROTO_EXEC_USER) != !m->user)
 		return -EINVAL;
-	uint32_t n = 1 + m->argc + m->envc;
-	/* Measure first: at most 8193 strings of at most 65537 bytes each, and
+	uint32_t n = exec_nstrings(m);
+	/* Measure first: at most 8194 strings of at most 65537 bytes each, and
 	 * the sum stops at the first step past PROTO_MAX_PAYLOAD, so no size
 	 * here can wrap. */
 	size_t total = PROTO_EXEC_FIXED;
@@ -176,7 +196,7 @@ int proto_exec_encode(const struct proto_exec *m, uint8_t *out, size_t cap)
 		size_t l = strnlen(s, PROTO_MAX_STRING + 1);
 		if (l > PROTO_MAX_STRING)
 			return -E2BIG;
-		if (exec_check_string(s, string_kind(i, m->argc)))
+		if (exec_check_string(s, string_kind(i, m)))
 			return -EINVAL;
 		total += l + 1;
 		if (total > PROTO_MAX_PAYLOAD)
@@ -233,12 +253,12 @@ int proto_exec_decode(const uint8_t *p, uint32_t len, struct proto_exec *out)
 	if (e)
 		return e;
 	/* Every string takes at least its NUL: counts the payload cannot hold
-	 * are refused before the allocation, which therefore stays below
-	 * (len + 2) pointers. */
-	uint32_t n = 1 + m.argc + m.envc;
+	 * are refused before the allocation of argc + envc + 2 pointers, which
+	 * therefore stays below (len + 2). */
+	uint32_t n = exec_nstrings(&m);
 	if (n > len - PROTO_EXEC_FIXED)
 		return -EPROTO;
-	const char **v = calloc((size_t)n + 1, sizeof(*v));
+	const char **v = calloc((size_t)m.argc + m.envc + 2, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	m.argv = v;
@@ -246,15 +266,17 @@ int proto_exec_decode(const uint8_t *p, uint32_t len, struct proto_exec *out)
 	size_t off = PROTO_EXEC_FIXED;
 	for (uint32_t i = 0; i < n; i++) {
 		const char *s;
-		if ((e = take_string(p, len, &off, &s)) ||
-		    (e = exec_check_string(s, string_kind(i, m.argc))))
+		int kind = string_kind(i, &m);
+		if ((e = take_string(p, len, &off, &s)) || (e = exec_check_string(s, kind)))
 			goto fail;
-		if (i == 0)
+		if (kind == S_CWD)
 			m.cwd = s;
-		else if (i <= m.argc)
+		else if (kind == S_ARG0 || kind == S_ARG)
 			m.argv[i - 1] = s;
-		else
+		else if (kind == S_ENV)
 			m.envp[i - 1 - m.argc] = s;
+		else
+			m.user = s;
 	}
 	/* the strings must fill the payload: trailing bytes would be data the
 	 * agent ignores, so a message could mean two things */

@@ -314,17 +314,20 @@ int proto_hello_pick(const struct proto_hello *peer);
 
 /*
  * EXEC. On the wire: flags, uid, gid (u32), rows, cols (u16), argc, envc
- * (u32), then cwd, argv[0..argc-1] and env[0..envc-1], each NUL-terminated,
- * filling the rest of the payload exactly. Rules: flags only
- * PROTO_EXEC_TTY|PROTO_EXEC_STDIN; uid and gid not (uint32_t)-1 (that means
- * "unchanged" to setresuid); without TTY rows and cols are 0, with TTY both
- * are 0 (size unknown) or both >= 1; 1 <= argc <= PROTO_MAX_ARGS, argv[0]
- * non-empty; envc <= PROTO_MAX_ENV (-E2BIG beyond); each string at most
- * PROTO_MAX_STRING bytes (-E2BIG beyond); cwd starts with '/'; each env
- * string has a '=' after at least one byte.
+ * (u32), then cwd, argv[0..argc-1], env[0..envc-1] and, with
+ * PROTO_EXEC_USER, the user, each NUL-terminated, filling the rest of the
+ * payload exactly. Rules: flags only PROTO_EXEC_TTY|PROTO_EXEC_STDIN|
+ * PROTO_EXEC_USER; uid and gid not (uint32_t)-1 (that means "unchanged" to
+ * setresuid), and both 0 with PROTO_EXEC_USER (the user decides them);
+ * without TTY rows and cols are 0, with TTY both are 0 (size unknown) or
+ * both >= 1; 1 <= argc <= PROTO_MAX_ARGS, argv[0] non-empty; envc <=
+ * PROTO_MAX_ENV (-E2BIG beyond); each string at most PROTO_MAX_STRING bytes
+ * (-E2BIG beyond); cwd starts with '/'; each env string has a '=' after at
+ * least one byte; the user is not empty.
  */
 #define PROTO_EXEC_TTY   (1u << 0) /* run on a new pseudo-terminal */
 #define PROTO_EXEC_STDIN (1u << 1) /* the host sends STDIN frames (else stdin is empty) */
+#define PROTO_EXEC_USER  (1u << 2) /* a user string follows env ("name[:group]", as Docker's) */
 
 struct proto_exec {
 	uint32_t flags;
@@ -337,11 +340,14 @@ struct proto_exec {
 	const char *cwd;
 	const char **argv; /* argc strings, then NULL */
 	const char **envp; /* envc strings, then NULL */
+	const char *user;  /* with PROTO_EXEC_USER: "NAME", "UID", "NAME:GROUP", "UID:GID"...,
+	                      resolved by the agent in the sandbox's root; else NULL */
 };
 
 /*
  * Encodes @m, reading argc entries of argv and envc of envp (envp may be NULL
- * when envc is 0). Returns the payload length, -EINVAL or -E2BIG for a
+ * when envc is 0), and user, which must be NULL without PROTO_EXEC_USER and
+ * a non-empty string with it. Returns the payload length, -EINVAL or -E2BIG for a
  * message that breaks the rules above, -EMSGSIZE when it would exceed
  * PROTO_MAX_PAYLOAD, or -ENOSPC when it does not fit in @cap.
  */
@@ -350,7 +356,8 @@ int proto_exec_encode(const struct proto_exec *m, uint8_t *out, size_t cap);
 /*
  * Decodes an EXEC payload. This decoder allocates: on success out->argv and
  * out->envp are NULL-terminated arrays in one calloc'd block (release it with
- * proto_exec_free(), never free() envp), and out->cwd and every string point
+ * proto_exec_free(), never free() envp), and out->cwd, out->user (NULL
+ * without PROTO_EXEC_USER) and every string point
  * INTO @p, so @p must stay unchanged while @out is used (a reader's payload:
  * until its next feed). The allocation is at most (len + 2) pointers. On
  * failure @out is zeroed and owns nothing. Returns 0, -EPROTO, -E2BIG, or

@@ -65,6 +65,12 @@ static void decode_payload(uint8_t type, const uint8_t *p, uint32_t len)
 			CHECK(m.exec.envc <= PROTO_MAX_ENV);
 			CHECK(m.exec.cwd[0] == '/');
 			CHECK(m.exec.argv[m.exec.argc] == NULL && m.exec.envp[m.exec.envc] == NULL);
+			/* the user is there exactly with its flag, in the payload */
+			CHECK(!(m.exec.flags & PROTO_EXEC_USER) == !m.exec.user);
+			CHECK(!m.exec.user ||
+			      (m.exec.user[0] && (const uint8_t *)m.exec.user > p &&
+			       (const uint8_t *)m.exec.user + strlen(m.exec.user) < p + len &&
+			       m.exec.uid == 0 && m.exec.gid == 0));
 			SAME(proto_exec_encode(&m.exec, out, sizeof(out)), p, len);
 			proto_exec_free(&m.exec);
 		} else {

@@ -38,7 +38,7 @@ class ExecOpts(Structure):
     _fields_ = [("size", c_size_t), ("argv", POINTER(c_char_p)), ("env", POINTER(c_char_p)),
                 ("cwd", c_char_p), ("uid", c_uint32), ("gid", c_uint32), ("tty", c_int),
                 ("rows", c_uint), ("cols", c_uint), ("with_stdin", c_int),
-                ("start_timeout_ms", c_int)]
+                ("start_timeout_ms", c_int), ("user", c_char_p)]
 
 
 class Exit(Structure):
@@ -197,11 +197,12 @@ class VM:
         _check(LIB.msb_vm_ping(self.h, timeout_ms, byref(err)), err)
 
     def exec(self, argv, env=None, cwd=None, tty=False, rows=0, cols=0, stdin=False, uid=0,
-             gid=0):
+             gid=0, user=None):
         self._keep = (_strv(argv), _strv(env))
         o = ExecOpts(size=ctypes.sizeof(ExecOpts), argv=self._keep[0], env=self._keep[1],
                      cwd=cwd.encode() if cwd else None, uid=uid, gid=gid, tty=int(tty),
-                     rows=rows, cols=cols, with_stdin=int(stdin))
+                     rows=rows, cols=cols, with_stdin=int(stdin),
+                     user=user.encode() if user is not None else None)
         h, err = c_void_p(), Err()
         _check(LIB.msb_exec_start(self.h, byref(o), byref(h), byref(err)), err)
         return Exec(self, h)

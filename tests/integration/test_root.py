@@ -1,11 +1,16 @@
 """The sandbox's root: an erofs image on a disk, mounted read-only by the
-agent under an overlay whose upper layer is memory; execs run in it.
+agent under an overlay whose upper layer is memory; execs run in it, as
+users the agent resolves in the image's /etc/passwd and /etc/group, and
+find the /etc files the agent wrote.
 
 The image is made by msb's own erofs writer (build/tools/mkerofs) from a
-directory (a static busybox and an /etc/os-release) and checked with
-erofs-utils' fsck.erofs; the VM is a warm start, so the disk is bound after
-the restore and the agent waits for its capacity.
+directory (a static busybox, an /etc/os-release, passwd and group, and a
+dangling /etc/resolv.conf symlink as Debian images can have) and checked
+with erofs-utils' fsck.erofs; the VM is a warm start, so the disk is bound
+after the restore and the agent waits for its capacity. One VM serves every
+test here.
 """
+import errno
 import hashlib
 import os
 import shutil
@@ -29,9 +34,14 @@ def image(tmp_path_factory):
     (root / "bin").mkdir(parents=True)
     (root / "etc").mkdir()
     shutil.copy("/bin/busybox", root / "bin" / "busybox")
-    for applet in ("sh", "cat", "ls", "echo", "test", "id", "hostname"):
+    for applet in ("sh", "cat", "ls", "echo", "test", "id", "hostname", "true"):
         (root / "bin" / applet).symlink_to("busybox")
     (root / "etc" / "os-release").write_text("NAME=msb-test-root\n")
+    (root / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n"
+                                         "app:x:1000:1000::/home/app:/bin/sh\n")
+    (root / "etc" / "group").write_text("root:x:0:\nwheel:x:10:app\napp:x:1000:\n")
+    (root / "etc" / "resolv.conf").symlink_to("/run/systemd/resolve/stub-resolv.conf")
+    (root / "home" / "app").mkdir(parents=True)
     shutil.copy(XATTRS, root / "bin" / "xattrs")
     img = d / "root.erofs"
     r = subprocess.run([str(MKEROFS), "--xattr", "/bin/busybox", "security.capability=" + CAP,
@@ -50,37 +60,107 @@ def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_image_root_after_a_restore(image):
+@pytest.fixture(scope="module")
+def vm(image):
+    """One VM with the image mounted as its root (slot 0), after the mounts
+    that must fail; the image is unchanged once it is gone."""
     img, junk = image
     before = digest(img)
-    vm = VM(mem_mib=256, initrd=INITRD, disks=[(img, False), (junk, False)])
+    v = VM(mem_mib=256, initrd=INITRD, disks=[(img, False), (junk, False)])
     try:
         # not an erofs image; an empty slot
         with pytest.raises(MsbError) as e:
-            vm.mount_root(1)
+            v.mount_root(1)
         assert "erofs" in e.value.msg, e.value.msg
         with pytest.raises(MsbError) as e:
-            vm.mount_root(2, wait_ms=300)
+            v.mount_root(2, wait_ms=300)
         assert "did not get a capacity" in e.value.msg, e.value.msg
-        vm.mount_root(0)
-        st, out, err = vm.run(["cat", "/etc/os-release"])
-        assert (st.code, out) == (0, b"NAME=msb-test-root\n"), err
-        # the image is read-only underneath, the sandbox writes to memory
-        st, out, err = vm.run(["sh", "-c", "echo new > /etc/new && cat /etc/new && "
-                               "test -d /proc/1 && test -c /dev/null && test -d /dev/pts && "
-                               "echo x > /tmp/t && echo x > /dev/shm/s && ls /"])
-        assert st.code == 0, (out, err)
-        assert out.startswith(b"new\n")
-        for d in (b"bin", b"dev", b"etc", b"proc", b"sys", b"tmp"):
-            assert d in out.split(), out
-        with pytest.raises(MsbError) as e:
-            vm.mount_root(0)
-        assert "mounted already" in e.value.msg
-        # xattrs the writer stored, as the guest kernel reads them
-        st, out, err = vm.run(["/bin/xattrs", "/bin/busybox", "/bin"])
-        assert st.code == 0, err
-        assert out == (f"/bin/busybox security.capability {CAP}\n"
-                       "/bin user.note 6869\n").encode(), out
+        v.mount_root(0)
+        yield v
     finally:
-        vm.destroy()
+        v.destroy()
     assert digest(img) == before
+
+
+def test_image_root_after_a_restore(vm):
+    st, out, err = vm.run(["cat", "/etc/os-release"])
+    assert (st.code, out) == (0, b"NAME=msb-test-root\n"), err
+    # the image is read-only underneath, the sandbox writes to memory
+    st, out, err = vm.run(["sh", "-c", "echo new > /etc/new && cat /etc/new && "
+                           "test -d /proc/1 && test -c /dev/null && test -d /dev/pts && "
+                           "echo x > /tmp/t && echo x > /dev/shm/s && ls /"])
+    assert st.code == 0, (out, err)
+    assert out.startswith(b"new\n")
+    for d in (b"bin", b"dev", b"etc", b"proc", b"sys", b"tmp"):
+        assert d in out.split(), out
+    with pytest.raises(MsbError) as e:
+        vm.mount_root(0)
+    assert "mounted already" in e.value.msg
+    # xattrs the writer stored, as the guest kernel reads them
+    st, out, err = vm.run(["/bin/xattrs", "/bin/busybox", "/bin"])
+    assert st.code == 0, err
+    assert out == (f"/bin/busybox security.capability {CAP}\n"
+                   "/bin user.note 6869\n").encode(), out
+
+
+WHO = ["sh", "-c", 'echo "$(id -u) $(id -g) $(id -G)"; echo "$HOME"']
+
+
+def who(vm, user, **kw):
+    """(uid, gid, set of groups, HOME) of a process run as @user."""
+    st, out, err = vm.run(WHO, user=user, **kw)
+    assert st.code == 0, (out, err)
+    ids, home = out.decode().splitlines()
+    uid, gid, *groups = (int(n) for n in ids.split())
+    return uid, gid, set(groups), home
+
+
+def test_users_from_the_images_passwd_and_group(vm):
+    # a name: its ids, the groups listing it, its home
+    assert who(vm, "app") == (1000, 1000, {1000, 10}, "/home/app")
+    assert who(vm, "root") == (0, 0, {0}, "/root")
+    # a uid in passwd is that user; one that is not gets gid 0 and HOME /
+    assert who(vm, "1000") == (1000, 1000, {1000, 10}, "/home/app")
+    assert who(vm, "1234") == (1234, 0, {0}, "/")
+    # an explicit group is the only one, by number or by name
+    assert who(vm, "app:10") == (1000, 10, {10}, "/home/app")
+    assert who(vm, "1234:wheel") == (1234, 10, {10}, "/")
+    # HOME from the env wins; no user is uid/gid as given
+    assert who(vm, "app", env=["PATH=/bin", "HOME=/given"])[3] == "/given"
+    assert who(vm, None, uid=5, gid=6) == (5, 6, {6}, "/root")
+
+
+def test_missing_users_fail_the_start(vm):
+    for user, words in (("nosuch", "unable to find user nosuch: no matching entries in "
+                                    "passwd file"),
+                        ("app:nosuch", "unable to find group nosuch: no matching entries "
+                                       "in group file")):
+        with pytest.raises(MsbError) as e:
+            vm.run(["true"], user=user)
+        assert e.value.msg == words, e.value.msg
+        assert e.value.errno == errno.ENOENT
+    with pytest.raises(MsbError) as e:
+        vm.run(["true"], user="2147483648")
+    assert e.value.errno == errno.ERANGE, e.value.msg
+    # the VM goes on
+    assert who(vm, "app")[0] == 1000
+
+
+def test_etc_files_the_agent_wrote(vm):
+    name = vm.hostname
+    st, out, err = vm.run(["sh", "-c", "hostname; cat /etc/hostname"])
+    assert (st.code, out) == (0, f"{name}\n{name}\n".encode()), err
+    st, out, err = vm.run(["cat", "/etc/hosts"])
+    assert st.code == 0, err
+    assert out == (b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                   b"127.0.1.1\t" + name.encode() + b"\n"), out
+    # the image's symlink is replaced by a regular file, root's, 0644
+    st, out, err = vm.run(["sh", "-c", "test -f /etc/resolv.conf && ! test -L /etc/resolv.conf "
+                           "&& cat /etc/resolv.conf && ls -ln /etc/resolv.conf /etc/hostname "
+                           "/etc/hosts"])
+    assert st.code == 0, (out, err)
+    lines = out.decode().splitlines()
+    assert lines[0] == "# msb: this sandbox has no network (scope none)", out
+    for line in lines[1:]:
+        mode, _, uid, gid = line.split()[:4]
+        assert (mode, uid, gid) == ("-rw-r--r--", "0", "0"), line

@@ -11,11 +11,16 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,9 +36,9 @@ struct agent {
 	struct msb_vm *vm;
 };
 
-/* Forks an agent serving one end of a socketpair; attaches libmsb to the
- * other. */
-static void agent_start(struct agent *a)
+/* Forks an agent serving one end of a socketpair, with @root as its image
+ * root when it is set; attaches libmsb to the other end. */
+static void agent_start_root(struct agent *a, const char *root)
 {
 	int sv[2];
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -47,8 +52,15 @@ static void agent_start(struct agent *a)
 		sigprocmask(SIG_BLOCK, &set, NULL);
 		signal(SIGPIPE, SIG_IGN);
 		int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-		struct agent_root no_root = {0};
-		int r = session_run(sv[1], sigfd, &no_root);
+		struct agent_root r_ = {0};
+		if (root) {
+			/* a SET_HOSTNAME must not rename the machine the test runs on */
+			if (unshare(CLONE_NEWUTS) < 0 && getuid() == 0)
+				_exit(5);
+			r_.mounted = 1;
+			snprintf(r_.path, sizeof(r_.path), "%s", root);
+		}
+		int r = session_run(sv[1], sigfd, &r_);
 		_exit(r == 1 ? 0 : r == 0 ? 3 : 4);
 	}
 	close(sv[1]);
@@ -56,6 +68,11 @@ static void agent_start(struct agent *a)
 	int e = vm_attach_fd(sv[0], T_MS, &a->vm, &err);
 	if (e)
 		fail_msg("attach: %s", err.msg);
+}
+
+static void agent_start(struct agent *a)
+{
+	agent_start_root(a, NULL);
 }
 
 /* Shuts the agent down; returns its exit status (0 after a SHUTDOWN). */
@@ -181,6 +198,205 @@ static void test_missing_program_and_signal(void **state)
 	msb_exec_free(x);
 	assert_int_equal(msb_vm_ping(a.vm, T_MS, &err), 0);
 	assert_int_equal(agent_stop(&a), 0);
+}
+
+/* Runs @argv as @user with @env to the end; its stdout in @out. */
+static struct msb_exit run_as(struct msb_vm *vm, size_t size, const char *user,
+                              const char *const *env, const char *const *argv, char *out,
+                              size_t cap)
+{
+	struct msb_exec_opts o;
+	opts_init(&o, argv);
+	o.size = size;
+	o.user = user;
+	o.env = env;
+	struct msb_exec *x;
+	struct msb_err err = {0};
+	if (msb_exec_start(vm, &o, &x, &err))
+		fail_msg("exec: %s", err.msg);
+	size_t used = 0;
+	char buf[4096];
+	int st;
+	ssize_t n;
+	while ((n = msb_exec_read(x, &st, buf, sizeof(buf), T_MS, &err)) > 0)
+		if (st == MSB_STDOUT) {
+			size_t k = (size_t)n < cap - 1 - used ? (size_t)n : cap - 1 - used;
+			memcpy(out + used, buf, k);
+			used += k;
+		}
+	assert_int_equal(n, 0);
+	out[used] = 0;
+	struct msb_exit ex;
+	assert_int_equal(msb_exec_wait(x, T_MS, &ex, &err), 0);
+	msb_exec_free(x);
+	return ex;
+}
+
+/* A user resolved by the agent (here in the host's /etc/passwd: no root is
+ * mounted): its ids, HOME, and the start error for one that is missing. */
+static void test_exec_user(void **state)
+{
+	(void)state;
+	struct agent a;
+	agent_start(&a);
+	struct msb_exec_opts o;
+	const char *const sh[] = {"/bin/sh", "-c", "echo \"$HOME\" $(id -u) $(id -g)", NULL};
+	const char *const path[] = {"PATH=/usr/bin:/bin", NULL};
+	const char *const home[] = {"PATH=/usr/bin:/bin", "HOME=/given", NULL};
+	opts_init(&o, sh);
+	o.user = "nosuch-msb-user";
+	struct msb_exec *x;
+	struct msb_err err = {0};
+	assert_int_equal(msb_exec_start(a.vm, &o, &x, &err), -ENOENT);
+	assert_string_equal(
+	    err.msg, "unable to find user nosuch-msb-user: no matching entries in passwd file");
+	o.user = "0:nosuch-msb-group";
+	assert_int_equal(msb_exec_start(a.vm, &o, &x, &err), -ENOENT);
+	assert_string_equal(
+	    err.msg, "unable to find group nosuch-msb-group: no matching entries in group file");
+	o.user = "99999999999";
+	assert_int_equal(msb_exec_start(a.vm, &o, &x, &err), -ERANGE);
+
+	/* ourselves by number: who we are, HOME from passwd unless given */
+	char user[64], want[4200], out[4200];
+	snprintf(user, sizeof(user), "%u:%u", (unsigned)getuid(), (unsigned)getgid());
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(want, sizeof(want), "%s %u %u\n", pw && pw->pw_dir[0] ? pw->pw_dir : "/",
+	         (unsigned)getuid(), (unsigned)getgid());
+	struct msb_exit ex = run_as(a.vm, sizeof(o), user, path, sh, out, sizeof(out));
+	assert_int_equal(ex.code, 0);
+	assert_string_equal(out, want);
+	snprintf(want, sizeof(want), "/given %u %u\n", (unsigned)getuid(), (unsigned)getgid());
+	run_as(a.vm, sizeof(o), user, home, sh, out, sizeof(out));
+	assert_string_equal(out, want);
+	/* "" is no user; an older caller's opts end before `user` */
+	run_as(a.vm, sizeof(o), "", home, sh, out, sizeof(out));
+	assert_string_equal(out, want);
+	run_as(a.vm, offsetof(struct msb_exec_opts, user), "nosuch-msb-user", home, sh, out,
+	       sizeof(out));
+	assert_string_equal(out, want);
+	/* too small for even the older opts */
+	opts_init(&o, sh);
+	o.size = offsetof(struct msb_exec_opts, start_timeout_ms);
+	assert_int_equal(msb_exec_start(a.vm, &o, &x, &err), -EINVAL);
+	assert_int_equal(agent_stop(&a), 0);
+}
+
+static int read_text(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, cap - 1);
+	close(fd);
+	buf[n < 0 ? 0 : n] = 0;
+	return n < 0 ? -1 : 0;
+}
+
+static void assert_etc_file(const char *root, const char *name, const char *text)
+{
+	char path[256], buf[512];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/etc/%s", root, name);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0644);
+	assert_int_equal(read_text(path, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, text);
+}
+
+static void assert_etc(const char *root, const char *host)
+{
+	char hosts[256], name[80];
+	snprintf(name, sizeof(name), "%s\n", host);
+	snprintf(hosts, sizeof(hosts),
+	         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	         "127.0.1.1\t%s\n",
+	         host);
+	assert_etc_file(root, "hostname", name);
+	assert_etc_file(root, "hosts", hosts);
+	assert_etc_file(root, "resolv.conf", ROOT_RESOLV_CONF);
+}
+
+/* /etc/hostname, hosts and resolv.conf in a root: made, replaced, never
+ * written through a link. */
+static void test_root_etc_files(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/msb-test-etc-XXXXXX", root[64], p[256], q[256], msg[256];
+	assert_non_null(mkdtemp(dir));
+	snprintf(root, sizeof(root), "%s/root", dir);
+	assert_int_equal(mkdir(root, 0755), 0);
+	/* no /etc: made, 0755 */
+	assert_int_equal(root_write_etc(root, "box-1", msg, sizeof(msg)), 0);
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/etc", root);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0755);
+	assert_etc(root, "box-1");
+	/* a symlink out of the root, a FIFO and a dangling link are replaced;
+	 * the file outside is untouched */
+	snprintf(q, sizeof(q), "%s/outside", dir);
+	int fd = open(q, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "keep\n", 5), 5);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/etc/resolv.conf", root);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink(q, p), 0);
+	snprintf(p, sizeof(p), "%s/etc/hosts", root);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkfifo(p, 0644), 0);
+	snprintf(p, sizeof(p), "%s/etc/hostname", root);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink("../../run/nowhere", p), 0);
+	assert_int_equal(root_write_etc(root, "box-2", msg, sizeof(msg)), 0);
+	assert_etc(root, "box-2");
+	char buf[64];
+	assert_int_equal(read_text(q, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "keep\n");
+	/* an /etc that is a symlink resolves inside the root */
+	snprintf(p, sizeof(p), "%s/etc", root);
+	snprintf(q, sizeof(q), "%s/real-etc", root);
+	assert_int_equal(rename(p, q), 0);
+	assert_int_equal(symlink("/../real-etc", p), 0);
+	assert_int_equal(root_write_etc(root, "box-3", msg, sizeof(msg)), 0);
+	snprintf(p, sizeof(p), "%s/real-etc/hostname", root);
+	assert_int_equal(read_text(p, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, "box-3\n");
+	/* one pointing out of the root is read inside it: there is no such
+	 * directory, and nothing is written outside */
+	snprintf(p, sizeof(p), "%s/etc", root);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(symlink(dir, p), 0);
+	assert_int_equal(root_write_etc(root, "box-4", msg, sizeof(msg)), -ENOENT);
+	assert_non_null(strstr(msg, "/etc"));
+	snprintf(q, sizeof(q), "%s/hostname", dir);
+	assert_int_equal(access(q, F_OK), -1);
+	/* a directory in the way is an error, and leaves no temporary file */
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(q, sizeof(q), "%s/etc/hosts", root);
+	assert_int_equal(mkdir(q, 0755), 0);
+	assert_true(root_write_etc(root, "box-5", msg, sizeof(msg)) < 0);
+	assert_non_null(strstr(msg, "/etc/hosts"));
+	snprintf(q, sizeof(q), "%s/etc/.hosts.msb-new", root);
+	assert_int_equal(access(q, F_OK), -1);
+
+	/* a SET_HOSTNAME after the root is mounted rewrites the files */
+	snprintf(q, sizeof(q), "%s/etc/hosts", root);
+	assert_int_equal(rmdir(q), 0);
+	struct agent a;
+	agent_start_root(&a, root);
+	struct msb_err err = {0};
+	assert_int_equal(conn_send(a.vm, PROTO_SET_HOSTNAME, 0, "late-name", 9, &err), 0);
+	assert_int_equal(msb_vm_ping(a.vm, T_MS, &err), 0);
+	assert_etc(root, "late-name");
+	assert_int_equal(agent_stop(&a), 0);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 /* ---- libmsb against a hostile agent ----------------------------------- */
@@ -481,6 +697,8 @@ int main(void)
 	    cmocka_unit_test(test_streams_and_exit_codes),
 	    cmocka_unit_test(test_stdin_beyond_the_initial_credit),
 	    cmocka_unit_test(test_missing_program_and_signal),
+	    cmocka_unit_test(test_exec_user),
+	    cmocka_unit_test(test_root_etc_files),
 	    cmocka_unit_test(test_host_refuses_output_for_unknown_exec),
 	    cmocka_unit_test(test_host_refuses_output_beyond_credit),
 	    cmocka_unit_test(test_host_refuses_exit_before_eof),

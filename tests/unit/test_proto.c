@@ -271,7 +271,7 @@ static void test_reader_chunking(void **state)
 	assert_true(len > 0);
 	put_frame(s, &n, cap, PROTO_HELLO, 0, pl, (uint32_t)len);
 	const char *argv[] = {"sh", "-c", "echo hi", NULL}, *envp[] = {"PATH=/bin", NULL};
-	struct proto_exec ex = {PROTO_EXEC_STDIN, 0, 0, 0, 0, 3, 1, "/root", argv, envp};
+	struct proto_exec ex = {PROTO_EXEC_STDIN, 0, 0, 0, 0, 3, 1, "/root", argv, envp, NULL};
 	len = proto_exec_encode(&ex, pl, sizeof(pl));
 	assert_true(len > 0);
 	put_frame(s, &n, cap, PROTO_EXEC, 1, pl, (uint32_t)len);
@@ -503,9 +503,18 @@ static void test_exec_roundtrip(void **state)
 	uint8_t b[512];
 	const char *argv[] = {"/bin/sh", "-c", "", "echo \xff", NULL};
 	const char *envp[] = {"PATH=/usr/bin:/bin", "EMPTY=", "A==b", NULL};
-	struct proto_exec
-	    m = {PROTO_EXEC_TTY | PROTO_EXEC_STDIN, 1000, 100, 24, 80, 4, 3, "/home/u", argv, envp},
-	    d;
+	struct proto_exec m = {PROTO_EXEC_TTY | PROTO_EXEC_STDIN,
+	                       1000,
+	                       100,
+	                       24,
+	                       80,
+	                       4,
+	                       3,
+	                       "/home/u",
+	                       argv,
+	                       envp,
+	                       NULL},
+	                  d;
 	int n = proto_exec_encode(&m, b, sizeof(b));
 	assert_true(n > 0);
 	assert_int_equal(proto_exec_encode(&m, b, (size_t)n - 1), -ENOSPC);
@@ -533,13 +542,35 @@ static void test_exec_roundtrip(void **state)
 	proto_exec_free(&d);
 
 	/* no environment, no tty */
-	struct proto_exec bare = {0, 0, 0, 0, 0, 1, 0, "/", argv, NULL};
+	struct proto_exec bare = {0, 0, 0, 0, 0, 1, 0, "/", argv, NULL, NULL};
 	n = proto_exec_encode(&bare, b, sizeof(b));
 	assert_int_equal(n, PROTO_EXEC_FIXED + 2 + 8);
 	assert_int_equal(proto_exec_decode(b, (uint32_t)n, &d), 0);
 	assert_int_equal(d.envc, 0);
 	assert_null(d.envp[0]);
 	assert_null(d.argv[1]);
+	assert_null(d.user);
+	proto_exec_free(&d);
+
+	/* a user: after env, flagged, and it alone decides the ids */
+	struct proto_exec u = {PROTO_EXEC_USER, 0, 0, 0, 0, 1, 1, "/", argv, envp, "app:wheel"};
+	n = proto_exec_encode(&u, b, sizeof(b));
+	assert_int_equal(n, PROTO_EXEC_FIXED + 2 + 8 + 19 + 10);
+	assert_memory_equal(b + n - 10, "app:wheel", 10);
+	assert_int_equal(proto_exec_decode(b, (uint32_t)n, &d), 0);
+	assert_int_equal(d.flags, PROTO_EXEC_USER);
+	assert_int_equal(d.envc, 1);
+	assert_string_equal(d.envp[0], envp[0]);
+	assert_null(d.envp[1]);
+	assert_string_equal(d.user, "app:wheel");
+	assert_ptr_equal(d.user, (const char *)b + n - 10);
+	proto_exec_free(&d);
+	/* and without env */
+	u.envc = 0;
+	n = proto_exec_encode(&u, b, sizeof(b));
+	assert_int_equal(proto_exec_decode(b, (uint32_t)n, &d), 0);
+	assert_string_equal(d.user, "app:wheel");
+	assert_null(d.envp[0]);
 	proto_exec_free(&d);
 }
 
@@ -572,7 +603,7 @@ static void test_exec_rejects(void **state)
 	assert_int_equal(exec_try(0, 1, PROTO_MAX_ENV + 1, AREA("/\0sh\0")), -E2BIG);
 	assert_int_equal(exec_try(0, 1, UINT32_MAX, AREA("/\0sh\0")), -E2BIG);
 	/* flags, ids and terminal size */
-	assert_int_equal(exec_try(1u << 2, 1, 0, AREA("/\0sh\0")), -EPROTO);
+	assert_int_equal(exec_try(1u << 3, 1, 0, AREA("/\0sh\0")), -EPROTO);
 	assert_int_equal(exec_try(1u << 31, 1, 0, AREA("/\0sh\0")), -EPROTO);
 	assert_int_equal(exec_try(PROTO_EXEC_TTY, 1, 0, AREA("/\0sh\0")), 0); /* size unknown */
 	uint8_t b[64];
@@ -589,6 +620,51 @@ static void test_exec_rejects(void **state)
 	len = exec_raw(b, 0, 1, 0, AREA("/\0sh\0"));
 	proto_put32(b + 4, UINT32_MAX);
 	assert_int_equal(proto_exec_decode(b, len, &d), -EPROTO);
+	/* the user string: present exactly with its flag, not empty, alone
+	 * deciding the ids */
+	uint8_t ub[128];
+	len = exec_raw(ub, PROTO_EXEC_USER, 1, 1, AREA("/\0sh\0A=b\0app\0"));
+	proto_put32(ub + 4, 0);
+	proto_put32(ub + 8, 0);
+	assert_int_equal(proto_exec_decode(ub, len, &d), 0);
+	assert_string_equal(d.user, "app");
+	assert_string_equal(d.envp[0], "A=b");
+	proto_exec_free(&d);
+	proto_put32(ub + 4, 1000); /* a uid besides the user */
+	assert_int_equal(proto_exec_decode(ub, len, &d), -EPROTO);
+	proto_put32(ub + 4, 0);
+	proto_put32(ub + 8, 1000); /* a gid besides the user */
+	assert_int_equal(proto_exec_decode(ub, len, &d), -EPROTO);
+	assert_null(d.argv);
+	/* exec_raw puts uid and gid 1000: refused with the flag */
+	assert_int_equal(exec_try(PROTO_EXEC_USER, 1, 0, AREA("/\0sh\0app\0")), -EPROTO);
+	const struct {
+		const char *area;
+		size_t n;
+		uint32_t envc;
+		int want;
+	} users[] = {
+	    {AREA("/\0sh\0app\0"), 0, 0},
+	    {AREA("/\0sh\0A=b\0"), 1, -EPROTO}, /* the flag, no user */
+	    {AREA("/\0sh\0"), 0, -EPROTO},
+	    {AREA("/\0sh\0\0"), 0, -EPROTO},      /* empty user */
+	    {AREA("/\0sh\0app"), 0, -EPROTO},     /* no NUL */
+	    {AREA("/\0sh\0app\0x"), 0, -EPROTO},  /* bytes after it */
+	    {AREA("/\0sh\0app\0\0"), 0, -EPROTO}, /* a second, empty string */
+	    {AREA("/\0sh\0A=b\0app\0"), 1, 0},
+	};
+	for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
+		len = exec_raw(ub, PROTO_EXEC_USER, 1, users[i].envc, users[i].area, users[i].n);
+		proto_put32(ub + 4, 0);
+		proto_put32(ub + 8, 0);
+		int e = proto_exec_decode(ub, len, &d);
+		if (e != users[i].want)
+			fail_msg("user case %zu: %d", i, e);
+		proto_exec_free(&d);
+	}
+	/* without the flag a string after env is trailing bytes */
+	len = exec_raw(ub, 0, 1, 1, AREA("/\0sh\0A=b\0app\0"));
+	assert_int_equal(proto_exec_decode(ub, len, &d), -EPROTO);
 	/* short payloads */
 	assert_int_equal(proto_exec_decode(b, PROTO_EXEC_FIXED - 1, &d), -EPROTO);
 	assert_int_equal(proto_exec_decode(b, PROTO_EXEC_FIXED, &d), -EPROTO);
@@ -610,7 +686,7 @@ static void test_exec_limits(void **state)
 	/* 4096 arguments pass, 4097 do not */
 	for (int i = 0; i < PROTO_MAX_ARGS + 1; i++)
 		argv[i] = "a";
-	struct proto_exec m = {0, 0, 0, 0, 0, PROTO_MAX_ARGS, 0, "/", argv, NULL};
+	struct proto_exec m = {0, 0, 0, 0, 0, PROTO_MAX_ARGS, 0, "/", argv, NULL, NULL};
 	int n = proto_exec_encode(&m, b, cap);
 	assert_int_equal(n, PROTO_EXEC_FIXED + 2 + 2 * PROTO_MAX_ARGS);
 	assert_int_equal(proto_exec_decode(b, (uint32_t)n, &d), 0);
@@ -653,14 +729,14 @@ static void test_exec_limits(void **state)
 
 	/* the encoder checks what the decoder checks */
 	const char *av[] = {"sh", NULL}, *bad_env[] = {"NOEQUALS", NULL}, *null_arg[] = {NULL};
-	struct proto_exec e1 = {0, 0, 0, 0, 0, 1, 0, "relative", av, NULL};
-	struct proto_exec e2 = {0, 0, 0, 0, 0, 1, 1, "/", av, bad_env};
-	struct proto_exec e3 = {0, 0, 0, 0, 0, 1, 0, "/", null_arg, NULL};
-	struct proto_exec e4 = {0, 0, 0, 0, 0, 0, 0, "/", av, NULL};
-	struct proto_exec e5 = {0, 0, 0, 0, 0, 1, 0, NULL, av, NULL};
-	struct proto_exec e6 = {1u << 5, 0, 0, 0, 0, 1, 0, "/", av, NULL};
-	struct proto_exec e7 = {0, 0, 0, 0, 0, 1, PROTO_MAX_ENV + 1, "/", av, NULL};
-	struct proto_exec e8 = {0, 0, 0, 0, 0, 1, 1, "/", av, NULL};
+	struct proto_exec e1 = {0, 0, 0, 0, 0, 1, 0, "relative", av, NULL, NULL};
+	struct proto_exec e2 = {0, 0, 0, 0, 0, 1, 1, "/", av, bad_env, NULL};
+	struct proto_exec e3 = {0, 0, 0, 0, 0, 1, 0, "/", null_arg, NULL, NULL};
+	struct proto_exec e4 = {0, 0, 0, 0, 0, 0, 0, "/", av, NULL, NULL};
+	struct proto_exec e5 = {0, 0, 0, 0, 0, 1, 0, NULL, av, NULL, NULL};
+	struct proto_exec e6 = {1u << 5, 0, 0, 0, 0, 1, 0, "/", av, NULL, NULL};
+	struct proto_exec e7 = {0, 0, 0, 0, 0, 1, PROTO_MAX_ENV + 1, "/", av, NULL, NULL};
+	struct proto_exec e8 = {0, 0, 0, 0, 0, 1, 1, "/", av, NULL, NULL};
 	assert_int_equal(proto_exec_encode(&e1, b, cap), -EINVAL);
 	assert_int_equal(proto_exec_encode(&e2, b, cap), -EINVAL);
 	assert_int_equal(proto_exec_encode(&e3, b, cap), -EINVAL);
@@ -669,6 +745,28 @@ static void test_exec_limits(void **state)
 	assert_int_equal(proto_exec_encode(&e6, b, cap), -EINVAL);
 	assert_int_equal(proto_exec_encode(&e7, b, cap), -E2BIG);
 	assert_int_equal(proto_exec_encode(&e8, b, cap), -EINVAL);
+	/* the user and its flag go together; it is not empty, decides the ids
+	 * and has the strings' limit */
+	struct proto_exec u1 = {0, 0, 0, 0, 0, 1, 0, "/", av, NULL, "app"};
+	struct proto_exec u2 = {PROTO_EXEC_USER, 0, 0, 0, 0, 1, 0, "/", av, NULL, NULL};
+	struct proto_exec u3 = {PROTO_EXEC_USER, 0, 0, 0, 0, 1, 0, "/", av, NULL, ""};
+	struct proto_exec u4 = {PROTO_EXEC_USER, 1000, 0, 0, 0, 1, 0, "/", av, NULL, "app"};
+	struct proto_exec u5 = {PROTO_EXEC_USER, 0, 0, 0, 0, 1, 0, "/", av, NULL, s};
+	assert_int_equal(proto_exec_encode(&u1, b, cap), -EINVAL);
+	assert_int_equal(proto_exec_encode(&u2, b, cap), -EINVAL);
+	assert_int_equal(proto_exec_encode(&u3, b, cap), -EINVAL);
+	assert_int_equal(proto_exec_encode(&u4, b, cap), -EINVAL);
+	s[PROTO_MAX_STRING] = '\0';
+	n = proto_exec_encode(&u5, b, cap);
+	assert_int_equal(n, PROTO_EXEC_FIXED + 2 + 3 + PROTO_MAX_STRING + 1);
+	assert_int_equal(proto_exec_decode(b, (uint32_t)n, &d), 0);
+	assert_int_equal(strlen(d.user), PROTO_MAX_STRING);
+	proto_exec_free(&d);
+	s[PROTO_MAX_STRING] = 'x';
+	assert_int_equal(proto_exec_encode(&u5, b, cap), -E2BIG);
+	b[n - 1] = 'x';
+	b[n] = '\0';
+	assert_int_equal(proto_exec_decode(b, (uint32_t)n + 1, &d), -E2BIG);
 	free(argv);
 	free(s);
 	free(b);

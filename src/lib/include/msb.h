@@ -257,6 +257,12 @@ const char *msb_vm_log(const struct msb_vm *vm);
  * portable host. */
 pid_t msb_vm_pid(const struct msb_vm *vm);
 
+/* The VM connection's fd, for poll() (owned by @vm: never read or close
+ * it): when it is readable, msb_exec_read() with a timeout of 0 may return
+ * output; call it until -ETIMEDOUT before polling again, since one read
+ * can take in output of several execs. */
+int msb_vm_poll_fd(const struct msb_vm *vm);
+
 /* Round trip to the agent: sends a PING and waits for its PONG. Returns 0 or
  * a negative errno with @err set. */
 int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
@@ -284,17 +290,30 @@ int msb_vm_snapshot(struct msb_vm *vm, int timeout_ms, struct msb_err *err);
 void msb_vm_destroy(struct msb_vm *vm);
 
 struct msb_exec_opts {
-	size_t size;             /* sizeof(struct msb_exec_opts) */
+	size_t size;             /* sizeof(struct msb_exec_opts); callers built before
+	                            `user` existed pass a size without it */
 	const char *const *argv; /* NULL-terminated, argv[0] non-empty; searched in
 	                            the env's PATH when it has no '/' */
-	const char *const *env;  /* NULL-terminated "K=V"; NULL: PATH and HOME defaults */
+	const char *const *env;  /* NULL-terminated "K=V"; NULL: PATH and HOME defaults
+	                            (without HOME when `user` is set: it gives one) */
 	const char *cwd;         /* absolute; NULL: "/" */
-	uint32_t uid, gid;       /* in the guest; 0: root */
+	uint32_t uid, gid;       /* in the guest; 0: root. Ignored when `user` is set */
 	int tty;                 /* run on a pseudo-terminal: one output stream (stdout) */
 	unsigned rows, cols;     /* the terminal's size with tty; 0: unknown */
 	int with_stdin;          /* 1: the caller writes stdin (msb_exec_write);
 	                            0: stdin is empty */
 	int start_timeout_ms;    /* until the command runs; 0: 60000 */
+	/* As Docker's --user and an image's User: "NAME", "UID", "NAME:GROUP",
+	 * "UID:GID", "NAME:GID" or "UID:GROUP", resolved by the agent in the
+	 * sandbox's root (the image's /etc/passwd and /etc/group, with runc's
+	 * rules). A name must exist (else msb_exec_start() fails with -ENOENT,
+	 * "unable to find user NAME: no matching entries in passwd file"); a
+	 * number need not (then gid 0 unless a group is given); numbers are
+	 * 0..2^31-1. Supplementary groups: without a group, the primary gid and
+	 * every group listing the user's name; with one, that group alone. HOME
+	 * is the user's passwd home ("/" when unknown) unless the env has one.
+	 * NULL or "": uid and gid as given. At most 64 KiB. */
+	const char *user;
 };
 
 enum msb_stream {
@@ -315,10 +334,11 @@ struct msb_exec;
 /*
  * Starts a command in @vm and waits until it runs. Returns 0 and *out (free
  * with msb_exec_free(); it also goes with msb_vm_destroy()), or a negative
- * errno with @err set: -ENOENT when the program does not exist, -EACCES, etc.
- * as the guest reported them ("cannot run nope: No such file or directory"),
- * -EINVAL for bad options, -ETIMEDOUT or -EINTR while waiting (the command
- * is then killed if it starts later), or the VM's error.
+ * errno with @err set: -ENOENT when the program or the user does not exist,
+ * -EACCES, etc. as the guest reported them ("cannot run nope: No such file
+ * or directory"), -EINVAL for bad options, -ETIMEDOUT or -EINTR while
+ * waiting (the command is then killed if it starts later), or the VM's
+ * error.
  */
 int msb_exec_start(struct msb_vm *vm, const struct msb_exec_opts *opts, struct msb_exec **out,
                    struct msb_err *err);

@@ -336,16 +336,16 @@ int conn_pump(struct msb_vm *vm, long deadline, struct msb_err *err)
 	int timeout = -1;
 	if (deadline >= 0) {
 		long left = deadline - mono_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		timeout = left > 60000 ? 60000 : (int)left;
+		/* Past the deadline: one look without waiting, so a timeout of 0
+		 * still takes what has arrived (a caller polling the fd). */
+		timeout = left <= 0 ? 0 : left > 60000 ? 60000 : (int)left;
 	}
 	struct pollfd pf = {.fd = vm->fd, .events = POLLIN | (wbuf_len(&vm->wb) ? POLLOUT : 0)};
 	int r = poll(&pf, 1, timeout);
 	if (r < 0)
 		return errno == EINTR ? -EINTR : err_set(err, -errno, "poll: %s", strerror(errno));
-	if (r == 0)
-		return 0; /* the caller checks its deadline again */
+	if (r == 0) /* the caller checks its deadline again */
+		return timeout == 0 ? -ETIMEDOUT : 0;
 	if (wbuf_len(&vm->wb)) {
 		int e = wbuf_flush(&vm->wb, vm->fd);
 		if (e < 0) {

@@ -3,6 +3,7 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,21 +13,37 @@
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static const char *const default_env[] = {DEFAULT_PATH, "HOME=/root", "TERM=xterm", NULL};
+/* With a user the agent sets HOME from its passwd entry. */
+static const char *const default_user_env[] = {DEFAULT_PATH, "TERM=xterm", NULL};
+
+/* The size of struct msb_exec_opts before `user`: what older callers pass. */
+#define OPTS_SIZE_V1 offsetof(struct msb_exec_opts, user)
+
+/* opts->user when the caller's struct has it; NULL for "" too. */
+static const char *opts_user(const struct msb_exec_opts *o)
+{
+	if (o->size < OPTS_SIZE_V1 + sizeof(o->user))
+		return NULL;
+	return o->user && o->user[0] ? o->user : NULL;
+}
 
 /* The EXEC payload can be large (1 MiB): build it on the heap. */
 static int send_exec(struct msb_vm *vm, uint32_t id, const struct msb_exec_opts *o,
                      struct msb_err *err)
 {
-	const char *const *env = o->env ? o->env : default_env;
+	const char *user = opts_user(o);
+	const char *const *env = o->env ? o->env : user ? default_user_env : default_env;
 	struct proto_exec m = {
-	    .flags = (o->tty ? PROTO_EXEC_TTY : 0) | (o->with_stdin ? PROTO_EXEC_STDIN : 0),
-	    .uid = o->uid,
-	    .gid = o->gid,
+	    .flags = (o->tty ? PROTO_EXEC_TTY : 0) | (o->with_stdin ? PROTO_EXEC_STDIN : 0) |
+	             (user ? PROTO_EXEC_USER : 0),
+	    .uid = user ? 0 : o->uid,
+	    .gid = user ? 0 : o->gid,
 	    .rows = (uint16_t)(o->tty ? o->rows : 0),
 	    .cols = (uint16_t)(o->tty ? o->cols : 0),
 	    .cwd = o->cwd ? o->cwd : "/",
 	    .argv = (const char **)o->argv,
 	    .envp = (const char **)env,
+	    .user = user,
 	};
 	while (m.argc <= PROTO_MAX_ARGS && o->argv[m.argc])
 		m.argc++;
@@ -41,7 +58,8 @@ static int send_exec(struct msb_vm *vm, uint32_t id, const struct msb_exec_opts 
 	int n = proto_exec_encode(&m, b, PROTO_MAX_PAYLOAD);
 	int e = n < 0 ? err_set(err, n == -ENOSPC ? -E2BIG : n,
 	                        "cannot run %s: %s (at most %d arguments and %d variables of "
-	                        "64 KiB each, 1 MiB in all; the cwd absolute; env as K=V)",
+	                        "64 KiB each, 1 MiB in all; the cwd absolute; env as K=V; "
+	                        "the user at most 64 KiB)",
 	                        o->argv[0] ? o->argv[0] : "(no program)",
 	                        n == -E2BIG || n == -EMSGSIZE || n == -ENOSPC
 	                            ? "the command line or environment is too long"
@@ -56,7 +74,7 @@ int msb_exec_start(struct msb_vm *vm, const struct msb_exec_opts *o, struct msb_
                    struct msb_err *err)
 {
 	*out = NULL;
-	if (!o || o->size < sizeof(*o) || !o->argv || !o->argv[0])
+	if (!o || o->size < OPTS_SIZE_V1 || !o->argv || !o->argv[0])
 		return err_set(err, -EINVAL, "msb_exec_start: needs opts with size and argv");
 	if (vm->dead)
 		return conn_dead(vm, err);

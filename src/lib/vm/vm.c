@@ -43,6 +43,11 @@ pid_t msb_vm_pid(const struct msb_vm *vm)
 	return msb_vmproc_pid(vm->proc);
 }
 
+int msb_vm_poll_fd(const struct msb_vm *vm)
+{
+	return vm->fd;
+}
+
 /* The clock and the random pool: a guest must never share either with
  * another (a restored snapshot would otherwise replay both). */
 static int seed_guest(struct msb_vm *vm, struct msb_err *err)

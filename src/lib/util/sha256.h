@@ -1,0 +1,41 @@
+/*
+ * SHA-256 (FIPS 180-4), self-contained: every downloaded layer and config
+ * is hashed with it while it streams, so it must not depend on which TLS
+ * library libcurl was built with.
+ *
+ *   struct sha256 s;
+ *   sha256_init(&s);
+ *   sha256_update(&s, chunk, n);     (any number of times, any sizes)
+ *   sha256_final(&s, digest);
+ *
+ * A struct sha256 is plain data: no allocation, nothing to free, copyable
+ * (to hash a common prefix once). Not shared between threads.
+ */
+#ifndef MSB_UTIL_SHA256_H
+#define MSB_UTIL_SHA256_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sha256 {
+	uint32_t h[8];   /* the chaining state */
+	uint64_t bytes;  /* message length so far */
+	uint8_t buf[64]; /* a partial block */
+	size_t n;        /* bytes in buf */
+};
+
+void sha256_init(struct sha256 *s);
+
+/* Adds @n bytes at @p (@p may be NULL when @n is 0). */
+void sha256_update(struct sha256 *s, const void *p, size_t n);
+
+/* Writes the digest to @out. @s must be initialised again before reuse. */
+void sha256_final(struct sha256 *s, uint8_t out[32]);
+
+/* "sha256:" followed by 64 lowercase hex digits and a NUL: 72 bytes */
+#define SHA256_DIGEST_STR 72
+
+/* Formats @d as an OCI digest, "sha256:<64 lowercase hex>". */
+void sha256_digest_str(const uint8_t d[32], char out[SHA256_DIGEST_STR]);
+
+#endif
