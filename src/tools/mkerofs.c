@@ -13,18 +13,43 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* A file with more than one name: its later names become hard links. */
+struct seen {
+	dev_t dev;
+	ino_t ino;
+	char *rel;
+};
+
 struct walk {
 	struct erofs_writer *w;
 	size_t base_len;
 	char why[512];
 	int e;
+	struct seen *seen;
+	size_t nseen;
 };
+
+static const char *first_name(struct walk *k, const struct stat *st, const char *rel)
+{
+	for (size_t i = 0; i < k->nseen; i++)
+		if (k->seen[i].dev == st->st_dev && k->seen[i].ino == st->st_ino)
+			return k->seen[i].rel;
+	struct seen *v = realloc(k->seen, (k->nseen + 1) * sizeof(*v));
+	if (v) {
+		k->seen = v;
+		v[k->nseen] = (struct seen){st->st_dev, st->st_ino, strdup(rel)};
+		if (v[k->nseen].rel)
+			k->nseen++;
+	}
+	return NULL;
+}
 
 /* nftw gives no context pointer: the one walk in progress */
 static struct walk *walking;
@@ -86,6 +111,10 @@ static int visit(const char *path, const struct stat *st, int type, struct FTW *
 		}
 		target[n] = 0;
 		k->e = erofs_add_symlink(k->w, rel, &m, target, k->why, sizeof(k->why));
+	} else if (S_ISREG(st->st_mode) && st->st_nlink > 1 && first_name(k, st, rel)) {
+		k->e =
+		    erofs_add_hardlink(k->w, rel, first_name(k, st, rel), k->why, sizeof(k->why));
+		return k->e; /* the inode's xattrs came with its first name */
 	} else if (S_ISREG(st->st_mode)) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
@@ -155,6 +184,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	erofs_writer_free(k.w);
+	for (size_t i = 0; i < k.nseen; i++)
+		free(k.seen[i].rel);
+	free(k.seen);
 	close(fd);
 	return 0;
 }

@@ -14,7 +14,6 @@ erofs-utils' fsck.erofs.
 import base64
 import gzip
 import http.server
-import io
 import json
 import os
 import pathlib
@@ -23,7 +22,6 @@ import signal
 import sqlite3
 import stat
 import subprocess
-import tarfile
 import threading
 import time
 import uuid
@@ -455,6 +453,41 @@ def test_platform_arm64_pull(home, registry, oci_images):
     assert "arm64" in plat
 
 
+def test_docker_media_types_and_digest_refs(home, registry, oci_images):
+    """Docker v2 schema 2 manifest and manifest list (the same blobs as busybox), pulled
+    by tag and by digest."""
+    bb = busybox_image(oci_images)
+    cfg = bb.blobs[bb.manifest["config"]["digest"]]
+    layer = bb.layers[0]
+    man = {"schemaVersion": 2, "mediaType": MT_DOCKER_MANIFEST,
+           "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                      "digest": sha256_digest(cfg), "size": len(cfg)},
+           "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                       "digest": layer["digest"], "size": layer["size"]}]}
+    man_bytes = json.dumps(man, indent=3).encode()
+    blobs_ = [cfg, bb.blobs[layer["digest"]]]
+    mdig = push_raw(registry, "ti/docker", "v2s2", man_bytes, MT_DOCKER_MANIFEST, blobs_)
+    assert mdig == sha256_digest(man_bytes)
+    lst = {"schemaVersion": 2, "mediaType": MT_DOCKER_LIST, "manifests": [
+        {"mediaType": MT_DOCKER_MANIFEST, "digest": mdig, "size": len(man_bytes),
+         "platform": {"architecture": "amd64", "os": "linux"}}]}
+    ldig = push_raw(registry, "ti/docker", "list", json.dumps(lst).encode(), MT_DOCKER_LIST, [])
+    host = registry.host
+    pull(home, f"{host}/ti/docker:v2s2")
+    assert erofs(home) == {hexof(mdig)}
+    assert refs(home) == {f"{host}/ti/docker:v2s2": mdig}
+    pull(home, f"{host}/ti/docker:list")
+    assert refs(home)[f"{host}/ti/docker:list"] == mdig
+    assert erofs(home) == {hexof(mdig)}  # one root file system for both references
+    # name@digest, of a manifest and of a list
+    r = pull(home, f"{host}/ti/docker@{mdig}", "-q")
+    assert r.stdout == f"{host}/ti/docker@{mdig}\n"
+    r = pull(home, f"{host}/ti/docker@{ldig}", "-q")
+    assert r.stdout == f"{host}/ti/docker@{ldig}\n"
+    assert erofs(home) == {hexof(mdig)}
+    one_error(run(home, "pull", f"{host}/ti/docker@sha256:" + "0" * 64), "ti/docker")
+
+
 def test_index_without_amd64(home, registry, tmp_path):
     lay = OCILayout(tmp_path / "armonly")
     arm, _, _ = lay.image([lay.layer([F("arch", "arm64\n")])], arch="arm64", variant="v8")
@@ -502,18 +535,10 @@ def test_load_oci_archive_needs_a_name(home, oci_images, vm):
     assert r.stdout == "0\n1000 1000\n"
 
 
-def _rootfs_tar(extra):
-    buf = io.BytesIO()
-    members = _busybox_members() + extra
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for ti, data in members:
-            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
-    return buf.getvalue()
-
-
 def test_import_rootfs_tar(home, tmp_path, vm):
     tar = tmp_path / "rootfs.tar"
-    tar.write_bytes(_rootfs_tar([F("etc/imported", "imported file\n", 0o640, 7, 8)]))
+    extra = [F("etc/imported", "imported file\n", 0o640, 7, 8)]
+    tar.write_bytes(tar_bytes(_busybox_members() + extra))
     r = ok(run(home, "import", str(tar), "ti-imported:v1"))
     fsck_all(home)
     assert len(erofs(home)) == 1
@@ -538,15 +563,19 @@ def test_import_rootfs_tar(home, tmp_path, vm):
 # concurrency, interruptions, bad data
 # --------------------------------------------------------------------------------------
 
+def _pull_together(env, ref, n=2):
+    procs = [subprocess.Popen([str(MSB), "pull", ref], env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]
+    return [(p.wait(300), p.communicate()[1]) for p in procs]
+
+
 def test_concurrent_pulls_store_once(home, registry, oci_images):
     img = layered_image(oci_images)
     ref = push(registry, img, img.tag, "ti/concurrent")
-    procs = [subprocess.Popen([str(MSB), "pull", ref], env=home, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (o, e) in zip(procs, outs):
-        assert p.returncode == 0, e
+    ok(run(home, "image", "ls"))  # the store exists: see test_concurrent_pulls_new_store
+    for rc, err in _pull_together(home, ref):
+        assert rc == 0, err
     fsck_all(home)
     want = {img.digest, img.manifest["config"]["digest"]} | {l["digest"] for l in img.layers}
     assert blobs(home) == want
@@ -555,8 +584,25 @@ def test_concurrent_pulls_store_once(home, registry, oci_images):
     assert refs(home) == {ref: img.digest}
     assert sorted(d for (d,) in db(home, "SELECT digest FROM image_blobs")) == sorted(want)
     assert partials(home) == []
-    leftovers = [p.name for p in (store(home) / "images").iterdir() if not p.name.endswith(".erofs")]
+    leftovers = [p.name for p in (store(home) / "images").iterdir()
+                 if not p.name.endswith(".erofs")]
     assert leftovers == []
+
+
+def test_concurrent_pulls_new_store(home, registry, oci_images, tmp_path):
+    """Two pulls that both create the store (a fresh MSB_HOME), a few times over."""
+    img = busybox_image(oci_images)
+    ref = push(registry, img, img.tag, "ti/concurrent-new")
+    failed = []
+    for i in range(4):
+        e = dict(home, MSB_HOME=str(tmp_path / f"home{i}"))
+        for rc, err in _pull_together(e, ref):
+            if rc:
+                failed.append(err.strip())
+        if not failed:
+            assert refs(e) == {ref: img.digest}
+            fsck_all(e)
+    assert failed == []
 
 
 def test_killed_pull_then_good_pull(home, fake_registry, tmp_path):
@@ -676,7 +722,7 @@ def test_auth_registry_login_logout(home, auth_registry, oci_images):
     img = busybox_image(oci_images)
     ref = push(reg, img, img.tag, "ti/private")
     r = run(home, "pull", ref)
-    one_error(r, "msb login", reg.host)
+    no_creds = one_error(r, "msb login", reg.host)
     assert_empty_store(home)
     r = run(home, "login", "-u", reg.user, "-p", "wrong-password", reg.host)
     one_error(r, reg.host)
@@ -693,6 +739,7 @@ def test_auth_registry_login_logout(home, auth_registry, oci_images):
     assert reg.host not in docker_config(home).get("auths", {})
     r = run(home, "pull", ref)
     one_error(r, "msb login")
+    assert "ti/private" in no_creds, no_creds  # every error names the image
 
 
 def test_token_registry_anonymous_and_login(home, token_registry, oci_images):

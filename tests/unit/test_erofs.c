@@ -163,6 +163,7 @@ static void test_layers_and_links(void **state)
 	assert_int_equal(add_text(w, "opt/old", "o\n", 0), 0);
 	assert_int_equal(add_text(w, "bin/tool", "tool\n", 0), 0);
 	assert_int_equal(erofs_add_hardlink(w, "bin/alias", "bin/tool", why, sizeof(why)), 0);
+	assert_int_equal(erofs_add_hardlink(w, "etc/alias2", "bin/alias", why, sizeof(why)), 0);
 	assert_int_equal(erofs_add_hardlink(w, "x", "nope", why, sizeof(why)), -ENOENT);
 	erofs_set_layer(w, 1);
 	assert_int_equal(add_text(w, "opt/new", "n\n", 0), 0); /* before the opaque marker */
@@ -181,7 +182,18 @@ static void test_layers_and_links(void **state)
 	         "fsck.erofs --extract=%s/t %s >/dev/null 2>&1 && cd %s/t && "
 	         "ls etc opt bin && cat bin/alias",
 	         dir, img, dir);
-	assert_string_equal(run(cmd), "bin:\nalias\n\netc:\nb\n\nopt:\nnew\ntool\n");
+	assert_string_equal(run(cmd), "bin:\nalias\n\netc:\nalias2\nb\n\nopt:\nnew\ntool\n");
+	/* The two names left are one inode with two links. */
+	snprintf(cmd, sizeof(cmd),
+	         "dump.erofs --path=/bin/alias %s | grep -o 'NID: [0-9]*   Links: [0-9]*'; "
+	         "dump.erofs --path=/etc/alias2 %s | grep -o 'NID: [0-9]*   Links: [0-9]*'",
+	         img, img);
+	const char *out = run(cmd);
+	const char *nl = strchr(out, '\n');
+	assert_non_null(nl);
+	assert_non_null(strstr(out, "Links: 2\n"));
+	assert_memory_equal(out, nl + 1, (size_t)(nl - out)); /* same NID, same count */
+
 	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, img);
 	run(cmd);
 }

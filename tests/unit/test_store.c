@@ -73,7 +73,8 @@ static void test_blobs(void **state)
 	free(data);
 	assert_int_equal(store_read_blob(s, d, 4, &data, &len), -EFBIG);
 	/* Digests are checked before they become paths. */
-	assert_int_equal(store_blob_path(s, "sha256:../../etc/passwd", path, sizeof(path)), -EINVAL);
+	assert_int_equal(store_blob_path(s, "sha256:../../etc/passwd", path, sizeof(path)),
+	                 -EINVAL);
 	assert_int_equal(store_blob_path(s, "md5:00", path, sizeof(path)), -EINVAL);
 	assert_int_equal(store_put_blob(s, "sha256:ABC", "x", 1), -EINVAL);
 	store_close(s);
@@ -131,23 +132,28 @@ static void test_images_and_prune(void **state)
 	char why[512], man[SHA256_DIGEST_STR], cfg[SHA256_DIGEST_STR], l1[SHA256_DIGEST_STR],
 	    l2[SHA256_DIGEST_STR], stray[SHA256_DIGEST_STR], erofs[PATH_MAX], p[PATH_MAX];
 	assert_int_equal(store_open(home, &s, why, sizeof(why)), 0);
-	const char *blobs[][2] = {{"manifest", man}, {"config", cfg}, {"layer1", l1},
-	                          {"layer2", l2},     {"stray", stray}};
+	const char *blobs[][2] = {
+	    {"manifest", man}, {"config", cfg}, {"layer1", l1}, {"layer2", l2}, {"stray", stray}};
 	for (size_t i = 0; i < 5; i++) {
 		digest_of(blobs[i][0], (char *)blobs[i][1]);
-		assert_int_equal(store_put_blob(s, blobs[i][1], blobs[i][0], strlen(blobs[i][0])), 0);
+		assert_int_equal(store_put_blob(s, blobs[i][1], blobs[i][0], strlen(blobs[i][0])),
+		                 0);
 	}
 	assert_int_equal(store_erofs_path(s, man, erofs, sizeof(erofs)), 0);
 	FILE *f = fopen(erofs, "w");
 	assert_non_null(f);
 	fclose(f);
-	struct store_image im = {.manifest_digest = man, .config_digest = cfg,
-	                         .platform = "linux/amd64", .created = "2026-01-01T00:00:00Z",
-	                         .size = 12, .erofs_size = 4096};
+	struct store_image im = {.manifest_digest = man,
+	                         .config_digest = cfg,
+	                         .platform = "linux/amd64",
+	                         .created = "2026-01-01T00:00:00Z",
+	                         .size = 12,
+	                         .erofs_size = 4096};
 	const char *layers[] = {l1, l2};
-	assert_int_equal(store_add_image(s, "example.com/a:1", &im, layers, 2, why, sizeof(why)), 0);
-	assert_int_equal(store_add_image(s, "example.com/a:latest", &im, layers, 2, why, sizeof(why)),
+	assert_int_equal(store_add_image(s, "example.com/a:1", &im, layers, 2, why, sizeof(why)),
 	                 0);
+	assert_int_equal(
+	    store_add_image(s, "example.com/a:latest", &im, layers, 2, why, sizeof(why)), 0);
 	struct store_image got;
 	assert_int_equal(store_find_ref(s, "example.com/a:1", &got), 0);
 	assert_string_equal(got.manifest_digest, man);

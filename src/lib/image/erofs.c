@@ -33,8 +33,11 @@ struct node {
 	uint32_t ino;
 	char *target; /* symlinks: data written at finish */
 	unsigned layer;
-	int shares_data; /* a hard link: blkaddr is the target's */
-	uint8_t *xattrs; /* the inline entries, each 4-byte aligned */
+	int shares_data;  /* a hard link: blkaddr is the target's */
+	uint32_t link_id; /* entries with one id are one inode (hard links) */
+	uint32_t nlink;   /* non-directories: the entries of this inode */
+	int alias;        /* another entry of the same inode holds it */
+	uint8_t *xattrs;  /* the inline entries, each 4-byte aligned */
 	size_t xlen;
 	uint64_t meta_off; /* inode (and xattrs) offset from meta_blkaddr */
 };
@@ -46,6 +49,8 @@ struct erofs_writer {
 	uint32_t ninodes;
 	uint64_t meta_bytes; /* the inode table's size so far */
 	unsigned layer;
+	uint32_t next_link_id;
+	struct node **primary; /* at finish: link id -> the entry holding the inode */
 };
 
 static int fail(char *why, size_t len, int e, const char *what, const char *path)
@@ -214,6 +219,7 @@ static int place(struct erofs_writer *w, const char *path, const struct erofs_me
 		return fail(why, why_len, -ENOMEM, "out of memory at", path);
 	}
 	n->layer = w->layer;
+	n->link_id = ++w->next_link_id;
 	*out = n;
 	return 0;
 }
@@ -355,6 +361,10 @@ int erofs_add_hardlink(struct erofs_writer *w, const char *path, const char *tar
 	n->blkaddr = blkaddr;
 	n->target = tgt;
 	n->shares_data = 1;
+	/* One inode with two names, as long as both stay: replacing or
+	 * removing either entry (a later layer) leaves the other intact, since
+	 * each keeps the data and metadata. */
+	n->link_id = t->link_id;
 	return 0;
 }
 
@@ -528,6 +538,18 @@ static uint8_t ftype(uint32_t mode)
  * and sorts each directory. */
 static void number(struct erofs_writer *w, struct node *n)
 {
+	if (!S_ISDIR(n->m.mode)) {
+		struct node *p = w->primary[n->link_id];
+		if (p) { /* a hard link to an inode numbered already */
+			n->alias = 1;
+			n->nid = p->nid;
+			n->ino = p->ino;
+			p->nlink++;
+			return;
+		}
+		w->primary[n->link_id] = n;
+		n->nlink = 1;
+	}
 	n->ino = ++w->ninodes;
 	/* an inode and its inline xattrs (a 12-byte header, then the entries)
 	 * take 32-byte slots and never straddle a block */
@@ -607,7 +629,7 @@ static int write_dir(struct erofs_writer *w, struct node *d)
 static int write_data(struct erofs_writer *w, struct node *n)
 {
 	int e = 0;
-	if (S_ISLNK(n->m.mode)) {
+	if (S_ISLNK(n->m.mode) && !n->alias) {
 		n->blkaddr = w->next_blk;
 		e = pwrite_all(w->fd, n->target, n->size, (uint64_t)n->blkaddr * BLK);
 		w->next_blk += blocks_for(n->size);
@@ -623,7 +645,7 @@ static int write_data(struct erofs_writer *w, struct node *n)
 static uint32_t nlink_of(const struct node *n)
 {
 	if (!S_ISDIR(n->m.mode))
-		return 1;
+		return n->nlink;
 	uint32_t l = 2;
 	for (size_t i = 0; i < n->nkids; i++)
 		l += S_ISDIR(n->kids[i]->m.mode);
@@ -632,6 +654,8 @@ static uint32_t nlink_of(const struct node *n)
 
 static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
 {
+	if (n->alias)
+		return 0;
 	uint8_t in[INODE_SIZE + 12 + EROFS_XATTR_MAX] = {0};
 	size_t isz = INODE_SIZE;
 	put_le(in, FORMAT_EXT | (LAYOUT_PLAIN << 1), 2);
@@ -665,6 +689,9 @@ int erofs_writer_finish(struct erofs_writer *w, char *why, size_t why_len)
 {
 	w->ninodes = 0;
 	w->meta_bytes = 0;
+	free(w->primary);
+	if (!(w->primary = calloc((size_t)w->next_link_id + 1, sizeof(*w->primary))))
+		return fail(why, why_len, -ENOMEM, "out of memory at", "finish");
 	number(w, w->root);
 	if (w->root->nid > UINT16_MAX)
 		return fail(why, why_len, -EOVERFLOW, "the root inode is too far", "/");
@@ -697,5 +724,6 @@ void erofs_writer_free(struct erofs_writer *w)
 	if (!w)
 		return;
 	node_free(w->root);
+	free(w->primary);
 	free(w);
 }

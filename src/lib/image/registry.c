@@ -429,11 +429,10 @@ static int authenticate(struct registry *r, CURL *c, const char *challenge, char
 	}
 	if (ch.scheme == AUTH_BASIC) {
 		if (!r->have_creds) {
-			snprintf(
-			    why, why_len,
-			    "registry %s needs credentials: run 'msb login %s' (or set them in "
-			    "~/.docker/config.json)%s",
-			    r->host, r->host, r->cred_note);
+			snprintf(why, why_len,
+			         "registry %s needs credentials for %s: run 'msb login %s' (or set "
+			         "them in ~/.docker/config.json)%s",
+			         r->host, r->repository, r->host, r->cred_note);
 			return -EACCES;
 		}
 		pthread_mutex_lock(&r->lock);

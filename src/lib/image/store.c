@@ -137,6 +137,9 @@ static int migrate(struct store *s, char *why, size_t why_len)
 	return 0;
 }
 
+static int lock_file(const struct store *s, const char *name, int how);
+static int open_db(struct store *s, const char *path, char *why, size_t why_len);
+
 int store_open(const char *home, struct store **out, char *why, size_t why_len)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -159,28 +162,40 @@ int store_open(const char *home, struct store **out, char *why, size_t why_len)
 		free(s);
 		return e;
 	}
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		e = sql_error(s->db, path, why, why_len);
-		store_close(s);
-		return e;
+	/* Two msb processes creating the store at once: SQLite answers one
+	 * of them BUSY at once (not after the busy timeout) when both switch a
+	 * new database to WAL, so opening and migrating take turns. */
+	int open_lock = lock_file(s, "open", LOCK_EX);
+	if (open_lock < 0) {
+		snprintf(why, why_len, "cannot lock %s/locks: %s", home, strerror(-open_lock));
+		free(s);
+		return open_lock;
 	}
-	/* WAL: readers (msb exe) never wait for a pull's write. A long busy
-	 * timeout: another msb may hold the write lock for a whole commit. */
-	sqlite3_busy_timeout(s->db, 30000);
-	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON", NULL, NULL,
-	                 NULL) != SQLITE_OK) {
-		e = sql_error(s->db, path, why, why_len);
-		store_close(s);
-		return e;
-	}
-	e = migrate(s, why, why_len);
+	e = open_db(s, path, why, why_len);
+	store_unlock(open_lock);
 	if (e) {
 		store_close(s);
 		return e;
 	}
 	*out = s;
 	return 0;
+}
+
+static int open_db(struct store *s, const char *path, char *why, size_t why_len)
+{
+	int e;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		return sql_error(s->db, path, why, why_len);
+	}
+	/* WAL: readers (msb exe) never wait for a pull's write. A long busy
+	 * timeout: another msb may hold the write lock for a whole commit. */
+	sqlite3_busy_timeout(s->db, 30000);
+	if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON", NULL, NULL,
+	                 NULL) != SQLITE_OK)
+		return sql_error(s->db, path, why, why_len);
+	e = migrate(s, why, why_len);
+	return e;
 }
 
 void store_close(struct store *s)
