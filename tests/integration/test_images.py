@@ -939,3 +939,107 @@ def test_image_ls_rm_prune(home, registry, oci_images, tmp_path):
     ok(run(home, "image", "rm", ref_bb, ref_mv))
     assert_empty_store(home)
     assert blobs(home) == set()
+
+
+def test_full_disk(home, registry, oci_images, tmp_path):
+    """A store on a disk too small for the image's root file system: one error
+    that names the image and says the disk is full; no image file, no record,
+    and the layers that did fit stay complete. (A tmpfs mounted in a user
+    namespace of our own: no root needed.)"""
+    bb = busybox_image(oci_images)
+    ref = push(registry, bb, bb.tag, "ti/full-disk")
+    small = tmp_path / "small"
+    small.mkdir()
+    script = ('mount -t tmpfs -o size=1600k tmpfs "$1" && MSB_HOME="$1/h" "$2" pull "$3"; '
+              'rc=$?; ls "$1/h/images"; exit $rc')
+    r = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script,
+                        "sh", str(small), str(MSB), ref],
+                       env=home, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("msb: error:")]
+    assert len(err) == 1 and ref in err[0] and "full" in err[0], r.stderr
+    assert not [n for n in r.stdout.split() if n.endswith(".erofs") or ".tmp" in n], r.stdout
+
+
+# --------------------------------------------------------------------------------------
+# the user's terminal and signals
+# --------------------------------------------------------------------------------------
+
+def _read_until(fd, needle, timeout=120):
+    """What the pty master gives until @needle appears (or the time is up)."""
+    import select
+    out = b""
+    end = time.monotonic() + timeout
+    while needle not in out and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def _winsize(fd, rows, cols):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+GUEST_TTY_SCRIPT = ('tty; stty size; trap "stty size; exit 5" WINCH; '
+                    'trap "echo got-INT; exit 7" INT; echo READY; '
+                    'while true; do sleep 0.1; done')
+
+
+def test_exe_terminal(home, registry, oci_images, vm):
+    """stdin a terminal: the command gets a pty of the terminal's size, a resize
+    reaches it as SIGWINCH, Ctrl-C (a byte, in raw mode) as SIGINT, and msb's
+    exit status is the command's."""
+    img = busybox_image(oci_images)
+    ref = push(registry, img, img.tag, "ti/busybox-tty")
+    pull(home, ref)
+    for action, want_rc, want_out in (("resize", 5, b"33 101"), ("ctrl-c", 7, b"got-INT")):
+        master, slave = os.openpty()
+        _winsize(master, 24, 80)
+        p = subprocess.Popen([str(MSB), *EXE, ref, "--", "sh", "-c", GUEST_TTY_SCRIPT],
+                             env=home, stdin=slave, stdout=slave, stderr=slave,
+                             start_new_session=True)
+        os.close(slave)
+        try:
+            out = _read_until(master, b"READY")
+            assert b"/dev/pts/" in out and b"24 80" in out, out
+            if action == "resize":
+                _winsize(master, 33, 101)
+                p.send_signal(signal.SIGWINCH)
+            else:
+                os.write(master, b"\x03")
+            out += _read_until(master, want_out, timeout=60)
+            assert p.wait(timeout=60) == want_rc, out
+            assert want_out in out, out
+        finally:
+            if p.poll() is None:
+                p.kill()
+            os.close(master)
+
+
+def test_exe_signal_forwarded(home, registry, oci_images, vm):
+    """Without a terminal, SIGINT to msb reaches the command (its trap runs and
+    its exit status is msb's); the sandbox is gone afterwards."""
+    img = busybox_image(oci_images)
+    ref = push(registry, img, img.tag, "ti/busybox-sig")
+    pull(home, ref)
+    p = subprocess.Popen([str(MSB), *EXE, ref, "--", "sh", "-c",
+                          'trap "echo got-INT; exit 9" INT; echo READY; '
+                          'while true; do sleep 0.1; done'],
+                         env=home, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"READY\n"
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 9, err
+    assert out == b"got-INT\n"
+    assert not list((store(home) / "run").glob("*")), "the sandbox's run directory is left"

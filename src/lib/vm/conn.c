@@ -343,7 +343,8 @@ int conn_pump(struct msb_vm *vm, long deadline, struct msb_err *err)
 	struct pollfd pf = {.fd = vm->fd, .events = POLLIN | (wbuf_len(&vm->wb) ? POLLOUT : 0)};
 	int r = poll(&pf, 1, timeout);
 	if (r < 0)
-		return errno == EINTR ? -EINTR : err_set(err, -errno, "poll: %s", strerror(errno));
+		return errno == EINTR ? err_set(err, -EINTR, "interrupted")
+		                      : err_set(err, -errno, "poll: %s", strerror(errno));
 	if (r == 0) /* the caller checks its deadline again */
 		return timeout == 0 ? -ETIMEDOUT : 0;
 	if (wbuf_len(&vm->wb)) {
