@@ -1043,3 +1043,43 @@ def test_exe_signal_forwarded(home, registry, oci_images, vm):
     assert p.returncode == 9, err
     assert out == b"got-INT\n"
     assert not list((store(home) / "run").glob("*")), "the sandbox's run directory is left"
+
+
+def _procs_mentioning(text):
+    """pids whose command line mentions @text (other than this test's)."""
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or int(p) == os.getpid():
+            continue
+        try:
+            cmd = open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
+            state = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmd and state != "Z":
+            pids.append(int(p))
+    return pids
+
+
+def test_exe_killed_leaves_nothing(home, registry, oci_images, vm):
+    """SIGKILL to msb exe: its VM (msb-vmm, or QEMU for the portable host) dies
+    with it, and the next msb cleans the run directory it could not."""
+    img = busybox_image(oci_images)
+    ref = push(registry, img, img.tag, "ti/busybox-kill")
+    pull(home, ref)
+    h = str(store(home))
+    p = subprocess.Popen([str(MSB), *EXE, ref, "--", "sh", "-c", "echo READY; sleep 600"],
+                         env=home, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"READY\n"
+    vms = [pid for pid in _procs_mentioning(h) if pid != p.pid]
+    assert vms, "no VM process names the store"
+    p.kill()
+    p.wait(timeout=30)
+    end = time.monotonic() + 30
+    while any(pid in _procs_mentioning(h) for pid in vms) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not [pid for pid in vms if pid in _procs_mentioning(h)], "the VM outlived msb"
+    r = exe(home, ref, "--", "true")
+    assert r.returncode == 0, r.stderr
+    assert not list((store(home) / "run").glob("*")), "a run directory is left"
