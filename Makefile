@@ -199,6 +199,11 @@ $(B)/bench/vm_start: bench/vm_start.c bench/qemu_compare.c bench/qemu_compare.h 
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^)
 
+$(B)/bench/exe_start: bench/exe_start.c bench/qemu_compare.c bench/qemu_compare.h \
+		$(B)/lib/libmsb.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LIB_LIBS)
+
 # Runs where the VMM runs (the benchmark portable host, or natively): msb-vmm
 # against QEMU microvm with the same guest. Static, like msb-vmm.
 $(B)/bench/msb-bench-compare: bench/phost_compare.c src/lib/vmproc/vsock_uds.c \
@@ -212,10 +217,12 @@ phost-bench: phost $(B)/bench/msb-bench-compare
 	phost/build-bench-image $(B) $(B)/share/msb
 
 bench: all phost-bench $(B)/bench/phost_start $(B)/bench/vm_start $(B)/bench/warm_start \
-		$(B)/bench/msb-bench-compare $(B)/tests/guest/agent-test.cpio
+		$(B)/bench/exe_start $(B)/bench/msb-bench-compare $(B)/tests/guest/agent-test.cpio
 	$(B)/bench/phost_start
 	$(B)/bench/vm_start
 	$(B)/bench/warm_start
+	$(B)/bench/exe_start
+	$(PYTHON) bench/pull.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,35 +39,41 @@ static long mono_ms(void)
 }
 
 /* One line of the helper's output: per-run lines are shown, summary keys
- * kept. Unknown lines are ignored. */
+ * kept (bit i of *have for keys[i]). Unknown lines are ignored. */
 static void take_line(const char *line, struct qemu_compare *c, int *have)
 {
-	static const char *const keys[] = {
-	    "runs=",         "msb_boot_ms=", "qemu_boot_ms=", "msb_rss_kib=",
-	    "qemu_rss_kib=", "boot_ratio=",  "rss_ratio="};
-	double *dst[] = {
-	    NULL,           &c->msb_boot_ms, &c->qemu_boot_ms, &c->msb_rss_kib, &c->qemu_rss_kib,
-	    &c->boot_ratio, &c->rss_ratio};
+#define K(name) #name "=", offsetof(struct qemu_compare, name)
+	static const struct {
+		const char *key;
+		size_t off; /* of a double in struct qemu_compare; runs= is the int */
+	} keys[] = {{"runs=", 0},          {K(msb_boot_ms)},     {K(qemu_boot_ms)},
+	            {K(msb_rss_kib)},      {K(qemu_rss_kib)},    {K(boot_ratio)},
+	            {K(rss_ratio)},        {K(msb_mount_ms)},    {K(qemu_mount_ms)},
+	            {K(msb_exec_ms)},      {K(msb_exec_p90_ms)}, {K(qemu_exec_ms)},
+	            {K(qemu_exec_p90_ms)}, {K(exec_ratio)}};
+#undef K
 	if (!strncmp(line, "run=", 4)) {
 		printf("  %s\n", line);
 		fflush(stdout);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		size_t n = strlen(keys[i]);
-		if (strncmp(line, keys[i], n))
+		size_t n = strlen(keys[i].key);
+		if (strncmp(line, keys[i].key, n))
 			continue;
 		char *end;
 		double v = strtod(line + n, &end);
 		if (end == line + n || *end)
 			return;
-		if (dst[i])
-			*dst[i] = v;
-		else
+		if (i == 0)
 			c->runs = (int)v;
+		else
+			*(double *)((char *)c + keys[i].off) = v;
 		*have |= 1 << i;
 	}
 }
+#define KEYS_BOOT 7  /* runs= .. rss_ratio= */
+#define KEYS_ALL  14 /* and the exec keys */
 
 /* Reads the helper's stdout until it ends, line by line. */
 static int read_output(int fd, long deadline, struct qemu_compare *c, int *have,
@@ -106,12 +113,14 @@ static int read_output(int fd, long deadline, struct qemu_compare *c, int *have,
 }
 
 struct where {
-	char helper[4096], vmm[4096], qemu[4096], kernel[4096], initrd[4096], dir[64], cid[16];
-	struct msb_vm_file files[2];
+	char helper[4096], vmm[4096], qemu[4096], kernel[4096], initrd[4096], disk[4096], dir[64],
+	    cid[16];
+	struct msb_vm_file files[3];
+	size_t nfiles;
 	int made_dir; /* natively: dir is ours to remove */
 };
 
-static int paths_native(struct where *w, const char *kernel, const char *initrd,
+static int paths_native(struct where *w, const char *kernel, const char *initrd, const char *disk,
                         struct msb_err *err)
 {
 	char exe[4096], lib[4000];
@@ -136,24 +145,28 @@ static int paths_native(struct where *w, const char *kernel, const char *initrd,
 	    snprintf(w->qemu, sizeof(w->qemu), "%s", qemu && *qemu ? qemu : "qemu-system-x86_64") >=
 	        (int)sizeof(w->qemu) ||
 	    snprintf(w->kernel, sizeof(w->kernel), "%s", kernel) >= (int)sizeof(w->kernel) ||
-	    snprintf(w->initrd, sizeof(w->initrd), "%s", initrd) >= (int)sizeof(w->initrd))
+	    snprintf(w->initrd, sizeof(w->initrd), "%s", initrd) >= (int)sizeof(w->initrd) ||
+	    snprintf(w->disk, sizeof(w->disk), "%s", disk ? disk : "") >= (int)sizeof(w->disk))
 		return fail(err, -ENAMETOOLONG, "a path is too long");
 	return 0;
 }
 
 /* Inside the benchmark portable host everything is at fixed places. */
-static int paths_portable(struct where *w, const char *kernel, const char *initrd,
+static int paths_portable(struct where *w, const char *kernel, const char *initrd, const char *disk,
                           struct msb_err *err)
 {
 	w->files[0] = (struct msb_vm_file){.name = "kernel", .path = kernel};
 	w->files[1] = (struct msb_vm_file){.name = "initrd", .path = initrd};
+	w->files[2] = (struct msb_vm_file){.name = "image", .path = disk};
+	w->nfiles = disk ? 3 : 2;
 	snprintf(w->helper, sizeof(w->helper), "/bin/%s", HELPER);
 	snprintf(w->vmm, sizeof(w->vmm), "/bin/msb-vmm");
 	snprintf(w->qemu, sizeof(w->qemu), "/usr/bin/qemu-system-x86_64");
 	snprintf(w->dir, sizeof(w->dir), "/run");
 	snprintf(w->cid, sizeof(w->cid), "3");
 	if (!msb_vm_file_path(MSB_HOST_PORTABLE, &w->files[0], w->kernel, sizeof(w->kernel)) ||
-	    !msb_vm_file_path(MSB_HOST_PORTABLE, &w->files[1], w->initrd, sizeof(w->initrd)))
+	    !msb_vm_file_path(MSB_HOST_PORTABLE, &w->files[1], w->initrd, sizeof(w->initrd)) ||
+	    (disk && !msb_vm_file_path(MSB_HOST_PORTABLE, &w->files[2], w->disk, sizeof(w->disk))))
 		return fail(err, -ENAMETOOLONG, "a path is too long");
 	if (getenv("MSB_PHOST_DIR"))
 		return 0; /* the caller chose the image */
@@ -170,25 +183,33 @@ static int paths_portable(struct where *w, const char *kernel, const char *initr
 int qemu_compare_run(enum msb_host_mode mode, int runs, const char *kernel, const char *initrd,
                      struct qemu_compare *out, struct msb_err *err)
 {
+	return qemu_compare_exec_run(mode, runs, kernel, initrd, NULL, out, err);
+}
+
+int qemu_compare_exec_run(enum msb_host_mode mode, int runs, const char *kernel, const char *initrd,
+                          const char *disk, struct qemu_compare *out, struct msb_err *err)
+{
 	memset(out, 0, sizeof(*out));
 	struct where *w = calloc(1, sizeof(*w));
 	if (!w)
 		return fail(err, -ENOMEM, "out of memory");
 	int set_env = mode == MSB_HOST_PORTABLE && !getenv("MSB_PHOST_DIR");
-	int e = mode == MSB_HOST_PORTABLE ? paths_portable(w, kernel, initrd, err)
-	                                  : paths_native(w, kernel, initrd, err);
+	int e = mode == MSB_HOST_PORTABLE ? paths_portable(w, kernel, initrd, disk, err)
+	                                  : paths_native(w, kernel, initrd, disk, err);
 	char nruns[16];
 	snprintf(nruns, sizeof(nruns), "%d", runs);
-	const char *argv[] = {w->helper, "--runs", nruns,  "--kernel", w->kernel, "--initrd",
-	                      w->initrd, "--vmm",  w->vmm, "--qemu",   w->qemu,   "--dir",
-	                      w->dir,    "--cid",  w->cid, NULL};
+	const char *argv[] = {w->helper, "--runs",   nruns,     "--kernel",
+	                      w->kernel, "--initrd", w->initrd, "--vmm",
+	                      w->vmm,    "--qemu",   w->qemu,   "--dir",
+	                      w->dir,    "--cid",    w->cid,    disk ? "--disk" : NULL,
+	                      w->disk,   NULL};
 	struct msb_vmproc_opts o = {
 	    .size = sizeof(o),
 	    .mode = mode,
 	    .name = "bench-qemu",
 	    .argv = argv,
 	    .files = mode == MSB_HOST_PORTABLE ? w->files : NULL,
-	    .nfiles = mode == MSB_HOST_PORTABLE ? 2 : 0,
+	    .nfiles = mode == MSB_HOST_PORTABLE ? w->nfiles : 0,
 	    .mem_mib = GUEST_MIB + PHOST_EXTRA_MIB,
 	};
 	struct msb_vmproc *p = NULL;
@@ -206,7 +227,7 @@ int qemu_compare_run(enum msb_host_mode mode, int runs, const char *kernel, cons
 			         msb_vmproc_log(p));
 		else if (st < 0)
 			e = st;
-		else if (have != (1 << 7) - 1)
+		else if (have != (1 << (disk ? KEYS_ALL : KEYS_BOOT)) - 1)
 			e = fail(err, -EPROTO, "%s gave no summary; see %s", HELPER,
 			         msb_vmproc_log(p));
 	}
@@ -215,8 +236,8 @@ int qemu_compare_run(enum msb_host_mode mode, int runs, const char *kernel, cons
 		unsetenv("MSB_PHOST_DIR");
 	if (w->made_dir) {
 		/* the helper's socket and logs */
-		const char *names[] = {"v.sock", "msb-vmm.log", "qemu.log", "qemu-serial.log",
-		                       "msb-vmm-serial.log"};
+		const char *names[] = {"v.sock",          "msb-vmm.log",        "qemu.log",
+		                       "qemu-serial.log", "msb-vmm-serial.log", "disk"};
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 			char f[128];
 			snprintf(f, sizeof(f), "%s/%s", w->dir, names[i]);
