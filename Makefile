@@ -10,7 +10,7 @@ PYTHON   := /usr/bin/python3
 
 WARN     := -Wall -Wextra -Werror
 CSTD     := -std=c11 -D_GNU_SOURCE
-LIB_LIBS := -larchive -lcurl -ljansson -lsqlite3 # layers (tar, gzip, zstd), registries, JSON, the store
+LIB_LIBS := -larchive -lisal -lcurl -lcrypto -ljansson -lsqlite3 # layers (tar, zstd; gzip: isa-l), registries, sha256, JSON, the store
 CFLAGS   ?= -O2 -g
 INC      := -Isrc/lib/include -Isrc/lib/util -Isrc/proto -Isrc
 ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(INC)

@@ -30,10 +30,11 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (commands[i].summary) /* aliases are not listed */
 			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nRun 'msb COMMAND --help' for a command's options.\n"
-	           "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME (the store,\n"
-	           "default ~/.local/share/msb), MSB_INSECURE_REGISTRIES (hosts reached over plain\n"
-	           "HTTP), DOCKER_CONFIG (where registry credentials are).\n");
+	fprintf(f,
+	        "\nRun 'msb COMMAND --help' for a command's options.\n"
+	        "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME (the store,\n"
+	        "default ~/.local/share/msb), MSB_INSECURE_REGISTRIES (hosts reached over plain\n"
+	        "HTTP), DOCKER_CONFIG (where registry credentials are).\n");
 }
 
 /* The one piece of global state: what an async signal handler may touch. */

@@ -6,6 +6,9 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# The environment pytest started with: tests that drive libmsb through ctypes
+# set MSB_HOME in os.environ, and tests of the user's own setup need this one.
+ORIGINAL_ENV = dict(os.environ)
 MSB = ROOT / "build" / "bin" / "msb"
 
 

@@ -321,7 +321,7 @@ def test_pull_progress_quiet_and_up_to_date(home, registry, oci_images):
     lines = r.stderr.splitlines()
     assert lines[0].startswith(f"msb: pulling {ref} (sha256:") and "1 layer" in lines[0], lines
     assert any(ln.startswith("msb: layer 1/1 sha256:") and "downloaded" in ln for ln in lines)
-    assert any(ln.startswith("msb: writing the root file system") for ln in lines)
+    assert any(ln.startswith("msb: root file system ready: ") for ln in lines)
     assert lines[-1].startswith(f"msb: {ref} pulled"), lines
     assert_stored(home, img, ref)
     r = pull(home, ref)

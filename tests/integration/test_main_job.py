@@ -5,15 +5,14 @@ import subprocess
 
 import pytest
 
-from conftest import MSB
+from conftest import MSB, ORIGINAL_ENV
 from registry import OCILayout, push, registry  # noqa: F401 (a fixture)
 
 
 def user_env():
     """The user's environment: their MSB_HOME and cache, as after ./setup."""
-    e = dict(os.environ)
-    for k in ("MSB_HOST",):
-        e.pop(k, None)
+    e = dict(ORIGINAL_ENV)
+    e.pop("MSB_HOST", None)
     return e
 
 
@@ -39,7 +38,7 @@ def test_hello_from_a_microvm():
 
 
 def user_store():
-    e = os.environ
+    e = ORIGINAL_ENV
     if e.get("MSB_HOME"):
         return e["MSB_HOME"]
     data = e.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")

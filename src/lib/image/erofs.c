@@ -51,7 +51,14 @@ struct erofs_writer {
 	unsigned layer;
 	uint32_t next_link_id;
 	struct node **primary; /* at finish: link id -> the entry holding the inode */
+	/* File data is appended in order: gathered here into large writes
+	 * (thousands of small files would otherwise be a pwrite each). */
+	uint8_t *wbuf;
+	size_t wlen;
+	uint64_t woff; /* where wbuf[0] goes in the image */
 };
+
+#define WBUF_SIZE (1u << 20)
 
 static int fail(char *why, size_t len, int e, const char *what, const char *path)
 {
@@ -377,6 +384,11 @@ struct erofs_writer *erofs_writer_new(int fd)
 	}
 	w->fd = fd;
 	w->next_blk = 1; /* block 0 holds the superblock */
+	if (!(w->wbuf = malloc(WBUF_SIZE))) {
+		node_free(w->root);
+		free(w);
+		return NULL;
+	}
 	return w;
 }
 
@@ -439,9 +451,40 @@ static int all_zero(const uint8_t *p, size_t len)
 	return 1;
 }
 
+static int flush_data(struct erofs_writer *w)
+{
+	int e = w->wlen ? pwrite_all(w->fd, w->wbuf, w->wlen, w->woff) : 0;
+	w->wlen = 0;
+	return e;
+}
+
+/* @len bytes of file data at @off: joined to the buffered ones when they
+ * follow them, else written after them. */
+static int write_data_at(struct erofs_writer *w, const uint8_t *buf, size_t len, uint64_t off)
+{
+	uint64_t end = w->woff + w->wlen;
+	/* The rest of the last file's block: zeros in the buffer, one write. */
+	if (w->wlen && off > end && off - end < BLK && w->wlen + (off - end) + len <= WBUF_SIZE) {
+		memset(w->wbuf + w->wlen, 0, (size_t)(off - end));
+		w->wlen += (size_t)(off - end);
+	}
+	if (w->wlen && (off != w->woff + w->wlen || w->wlen + len > WBUF_SIZE)) {
+		int e = flush_data(w);
+		if (e)
+			return e;
+	}
+	if (len >= WBUF_SIZE)
+		return pwrite_all(w->fd, buf, len, off);
+	if (!w->wlen)
+		w->woff = off;
+	memcpy(w->wbuf + w->wlen, buf, len);
+	w->wlen += len;
+	return 0;
+}
+
 /* Writes @len bytes at @off, leaving whole zero blocks unwritten: holes in
  * the image file, which read back as zeroes (finish sizes the file). */
-static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
+static int write_sparse(struct erofs_writer *w, const uint8_t *buf, size_t len, uint64_t off)
 {
 	size_t i = 0;
 	while (i < len) {
@@ -460,7 +503,7 @@ static int write_sparse(int fd, const uint8_t *buf, size_t len, uint64_t off)
 				break;
 			run += m;
 		}
-		int e = pwrite_all(fd, buf + i, run, off + i);
+		int e = write_data_at(w, buf + i, run, off + i);
 		if (e)
 			return e;
 		i += run;
@@ -498,7 +541,7 @@ int erofs_add_file(struct erofs_writer *w, const char *path, const struct erofs_
 			e = fail(why, why_len, -EIO, "the data ended early at", path);
 			break;
 		}
-		if ((e = write_sparse(w->fd, buf, (size_t)got, off + done)))
+		if ((e = write_sparse(w, buf, (size_t)got, off + done)))
 			fail(why, why_len, e, "cannot write the image at", path);
 		done += (uint64_t)got;
 	}
@@ -614,7 +657,7 @@ static int write_dir(struct erofs_writer *w, struct node *d)
 			nameoff += nl;
 		}
 		last_used = nameoff;
-		e = pwrite_all(w->fd, blk, BLK, (uint64_t)(start + nblk) * BLK);
+		e = write_data_at(w, blk, BLK, (uint64_t)(start + nblk) * BLK);
 		nblk++;
 	}
 	free(blk);
@@ -631,7 +674,8 @@ static int write_data(struct erofs_writer *w, struct node *n)
 	int e = 0;
 	if (S_ISLNK(n->m.mode) && !n->alias) {
 		n->blkaddr = w->next_blk;
-		e = pwrite_all(w->fd, n->target, n->size, (uint64_t)n->blkaddr * BLK);
+		e = write_data_at(w, (const uint8_t *)n->target, n->size,
+		                  (uint64_t)n->blkaddr * BLK);
 		w->next_blk += blocks_for(n->size);
 	} else if (S_ISDIR(n->m.mode)) {
 		for (size_t i = 0; i < n->nkids && !e; i++)
@@ -652,17 +696,17 @@ static uint32_t nlink_of(const struct node *n)
 	return l;
 }
 
-static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
+/* Fills the inode table (@meta, w->meta_bytes long, zeroed) for @n and
+ * everything under it. */
+static void write_inodes(struct erofs_writer *w, struct node *n, uint8_t *meta)
 {
 	if (n->alias)
-		return 0;
-	uint8_t in[INODE_SIZE + 12 + EROFS_XATTR_MAX] = {0};
-	size_t isz = INODE_SIZE;
+		return;
+	uint8_t *in = meta + n->meta_off;
 	put_le(in, FORMAT_EXT | (LAYOUT_PLAIN << 1), 2);
 	if (n->xlen) { /* i_xattr_icount: the inline area is 12 + (icount - 1) * 4 */
 		put_le(in + 2, n->xlen / 4 + 1, 2);
 		memcpy(in + INODE_SIZE + 12, n->xattrs, n->xlen);
-		isz += 12 + n->xlen;
 	}
 	put_le(in + 4, n->m.mode, 2);
 	put_le(in + 8, n->size, 8);
@@ -679,14 +723,13 @@ static int write_inodes(struct erofs_writer *w, struct node *n, uint64_t meta)
 	put_le(in + 32, (uint64_t)n->m.mtime, 8);
 	put_le(in + 40, n->m.mtime_nsec, 4);
 	put_le(in + 44, nlink_of(n), 4);
-	int e = pwrite_all(w->fd, in, isz, meta + n->meta_off);
-	for (size_t i = 0; !e && S_ISDIR(n->m.mode) && i < n->nkids; i++)
-		e = write_inodes(w, n->kids[i], meta);
-	return e;
+	for (size_t i = 0; S_ISDIR(n->m.mode) && i < n->nkids; i++)
+		write_inodes(w, n->kids[i], meta);
 }
 
 int erofs_writer_finish(struct erofs_writer *w, char *why, size_t why_len)
 {
+	int e;
 	w->ninodes = 0;
 	w->meta_bytes = 0;
 	free(w->primary);
@@ -695,12 +738,22 @@ int erofs_writer_finish(struct erofs_writer *w, char *why, size_t why_len)
 	number(w, w->root);
 	if (w->root->nid > UINT16_MAX)
 		return fail(why, why_len, -EOVERFLOW, "the root inode is too far", "/");
-	int e = write_data(w, w->root);
+	e = write_data(w, w->root);
+	if (!e)
+		e = flush_data(w);
 	if (e)
 		return fail(why, why_len, e, "cannot write the image", "directories");
 	uint32_t meta_blk = w->next_blk;
 	uint64_t meta_bytes = w->meta_bytes;
-	if ((e = write_inodes(w, w->root, (uint64_t)meta_blk * BLK)))
+	/* The whole table in one write: an image has tens of thousands of
+	 * inodes, each a few dozen bytes. */
+	uint8_t *meta = calloc(1, meta_bytes ? meta_bytes : 1);
+	if (!meta)
+		return fail(why, why_len, -ENOMEM, "out of memory at", "inodes");
+	write_inodes(w, w->root, meta);
+	e = pwrite_all(w->fd, meta, meta_bytes, (uint64_t)meta_blk * BLK);
+	free(meta);
+	if (e)
 		return fail(why, why_len, e, "cannot write the image", "inodes");
 	uint32_t total = meta_blk + blocks_for(meta_bytes);
 	if (ftruncate(w->fd, (off_t)total * BLK) < 0)
@@ -725,5 +778,6 @@ void erofs_writer_free(struct erofs_writer *w)
 		return;
 	node_free(w->root);
 	free(w->primary);
+	free(w->wbuf);
 	free(w);
 }

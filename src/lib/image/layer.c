@@ -1,4 +1,5 @@
 #include "layer.h"
+#include "gunzip.h"
 #include "fsutil.h"
 
 #include <archive.h>
@@ -122,48 +123,94 @@ static int entry(struct erofs_writer *w, struct archive *a, struct archive_entry
 	return r ? r : xattrs(w, e, path, why, why_len);
 }
 
-int layer_build_image(const int *fds, size_t n, const char *path, char *why, size_t why_len)
+struct layer_image {
+	char path[4096], tmp[4200];
+	int fd;
+	struct erofs_writer *w;
+	unsigned next; /* the next layer's index */
+};
+
+int layer_image_begin(const char *path, struct layer_image **out, char *why, size_t why_len)
 {
-	char tmp[4200];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp)) {
+	struct layer_image *li = calloc(1, sizeof(*li));
+	if (!li) {
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	if (snprintf(li->path, sizeof(li->path), "%s", path) >= (int)sizeof(li->path) ||
+	    snprintf(li->tmp, sizeof(li->tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(li->tmp)) {
 		snprintf(why, why_len, "path too long: %.300s", path);
+		free(li);
 		return -ENAMETOOLONG;
 	}
-	int fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
+	li->fd = mkostemp(li->tmp, O_CLOEXEC);
+	if (li->fd < 0) {
 		int e = -errno;
-		snprintf(why, why_len, "cannot create %.300s: %s", tmp, strerror(-e));
+		snprintf(why, why_len, "cannot create %.300s: %s", li->tmp, strerror(-e));
+		free(li);
 		return e;
 	}
-	fchmod(fd, 0644);
-	struct erofs_writer *w = erofs_writer_new(fd);
-	int e = w ? 0 : -ENOMEM;
-	if (!w)
+	fchmod(li->fd, 0644);
+	if (!(li->w = erofs_writer_new(li->fd))) {
 		snprintf(why, why_len, "out of memory");
-	for (size_t i = 0; !e && i < n; i++) {
-		struct layer_stats st;
-		char lwhy[400];
-		if ((e = layer_apply(w, fds[i], (unsigned)i, &st, lwhy, sizeof(lwhy))))
-			snprintf(why, why_len, "layer %zu: %s", i + 1, lwhy);
+		layer_image_abort(li);
+		return -ENOMEM;
 	}
-	if (!e)
-		e = erofs_writer_finish(w, why, why_len);
-	erofs_writer_free(w);
-	if (!e && fsync(fd) < 0) {
+	*out = li;
+	return 0;
+}
+
+int layer_image_add(struct layer_image *li, int fd, char *why, size_t why_len)
+{
+	struct layer_stats st;
+	char lwhy[400];
+	int e = layer_apply(li->w, fd, li->next, &st, lwhy, sizeof(lwhy));
+	if (e)
+		snprintf(why, why_len, "layer %u: %s", li->next + 1, lwhy);
+	li->next++;
+	return e;
+}
+
+int layer_image_commit(struct layer_image *li, char *why, size_t why_len)
+{
+	int e = erofs_writer_finish(li->w, why, why_len);
+	if (!e && fsync(li->fd) < 0) {
 		e = -errno;
-		snprintf(why, why_len, "cannot write %.300s: %s", tmp, strerror(-e));
+		snprintf(why, why_len, "cannot write %.300s: %s", li->tmp, strerror(-e));
 	}
-	close(fd);
-	if (!e && rename(tmp, path) < 0) {
+	if (!e && rename(li->tmp, li->path) < 0) {
 		e = -errno;
-		snprintf(why, why_len, "cannot rename into %.300s: %s", path, strerror(-e));
+		snprintf(why, why_len, "cannot rename into %.300s: %s", li->path, strerror(-e));
 	}
 	if (e) {
-		unlink(tmp);
+		layer_image_abort(li);
 		return e;
 	}
-	fs_fsync_parent(path);
+	fs_fsync_parent(li->path);
+	erofs_writer_free(li->w);
+	close(li->fd);
+	free(li);
 	return 0;
+}
+
+void layer_image_abort(struct layer_image *li)
+{
+	if (!li)
+		return;
+	erofs_writer_free(li->w);
+	close(li->fd);
+	unlink(li->tmp);
+	free(li);
+}
+
+int layer_build_image(const int *fds, size_t n, const char *path, char *why, size_t why_len)
+{
+	struct layer_image *li;
+	int e = layer_image_begin(path, &li, why, why_len);
+	for (size_t i = 0; !e && i < n; i++)
+		if ((e = layer_image_add(li, fds[i], why, why_len)) < 0)
+			layer_image_abort(li);
+	return e ? e : layer_image_commit(li, why, why_len);
 }
 
 int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_stats *st, char *why,
@@ -181,7 +228,11 @@ int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_sta
 	archive_read_support_filter_none(a);
 	archive_read_support_format_tar(a);
 	int r = 0;
-	if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
+	struct gunzip *gz = NULL;
+	int is_gzip = gunzip_detect(fd);
+	if (is_gzip == 1) {
+		r = gunzip_open(a, fd, &gz, why, why_len);
+	} else if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
 		snprintf(why, why_len, "the layer is damaged or not a tar: %s",
 		         archive_error_string(a));
 		r = -EINVAL;
@@ -206,6 +257,9 @@ int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_sta
 		if (r == -EIO && archive_errno(a))
 			snprintf(why, why_len, "the layer is damaged: %s", archive_error_string(a));
 	}
+	if (!r && gz)
+		r = gunzip_finish(gz, why, why_len);
 	archive_read_free(a);
+	gunzip_free(gz);
 	return r;
 }

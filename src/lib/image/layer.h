@@ -40,4 +40,17 @@ int layer_apply(struct erofs_writer *w, int fd, unsigned index, struct layer_sta
  */
 int layer_build_image(const int *fds, size_t n, const char *path, char *why, size_t why_len);
 
+/*
+ * The same, a layer at a time, so a pull can write each layer while later
+ * ones still download: begin (a temporary file beside @path), add each
+ * layer bottom first (@fd owned by the caller), then commit (finish, fsync,
+ * rename; frees) or abort (removes the temporary file; frees). A failed
+ * add leaves the image to abort; a failed commit has aborted it.
+ */
+struct layer_image;
+int layer_image_begin(const char *path, struct layer_image **out, char *why, size_t why_len);
+int layer_image_add(struct layer_image *li, int fd, char *why, size_t why_len);
+int layer_image_commit(struct layer_image *li, char *why, size_t why_len);
+void layer_image_abort(struct layer_image *li);
+
 #endif

@@ -34,11 +34,26 @@ struct pull {
 	const char *ref;
 	const struct image_manifest *m;
 	pthread_mutex_t lock; /* guards what follows and serialises progress */
+	pthread_cond_t ready_cond;
 	size_t next;          /* the next layer to take */
+	unsigned char *ready; /* per layer: in the store */
 	int err;              /* the first failure */
 	char why[1024];
 	int fetched; /* a layer was downloaded */
 };
+
+/* Records the first real failure (over the others' -EINTR) and wakes the
+ * thread writing the image. */
+static void pull_fail(struct pull *p, int e, const char *why)
+{
+	pthread_mutex_lock(&p->lock);
+	if (!p->err || (p->err == -EINTR && e != -EINTR)) {
+		p->err = e;
+		snprintf(p->why, sizeof(p->why), "%s", why);
+	}
+	pthread_cond_broadcast(&p->ready_cond);
+	pthread_mutex_unlock(&p->lock);
+}
 
 static void emit(struct pull *p, const struct pull_event *ev)
 {
@@ -144,19 +159,22 @@ static void *layer_worker(void *arg)
 		char why[1024];
 		int e = fetch_layer(p, i, why, sizeof(why));
 		if (e) {
-			pthread_mutex_lock(&p->lock);
-			/* The first real failure wins over the others' -EINTR. */
-			if (!p->err || (p->err == -EINTR && e != -EINTR)) {
-				p->err = e;
-				snprintf(p->why, sizeof(p->why), "%s", why);
-			}
-			pthread_mutex_unlock(&p->lock);
+			pull_fail(p, e, why);
 			return NULL;
 		}
+		pthread_mutex_lock(&p->lock);
+		p->ready[i] = 1;
+		pthread_cond_broadcast(&p->ready_cond);
+		pthread_mutex_unlock(&p->lock);
 	}
 }
 
-static int fetch_layers(struct pull *p, char *why, size_t why_len)
+/*
+ * Downloads the layers with a few worker threads while this thread writes
+ * each one, bottom first, into @li as soon as it is in the store (when @li
+ * is not NULL): the image is written while later layers still download.
+ */
+static int fetch_and_build(struct pull *p, struct layer_image *li, char *why, size_t why_len)
 {
 	unsigned jobs = p->o->jobs ? p->o->jobs : JOBS_DEFAULT;
 	if (jobs > p->m->nlayers)
@@ -165,17 +183,69 @@ static int fetch_layers(struct pull *p, char *why, size_t why_len)
 	if (jobs > 16)
 		jobs = 16;
 	unsigned started = 0;
-	for (unsigned j = 1; j < jobs; j++) {
+	for (unsigned j = 0; j < jobs; j++) {
 		if (pthread_create(&th[started], NULL, layer_worker, p) != 0)
 			break;
 		started++;
 	}
-	layer_worker(p); /* this thread is a worker too */
+	if (!started && p->m->nlayers)
+		layer_worker(p); /* no threads to be had: one at a time here */
+	for (size_t i = 0; li && i < p->m->nlayers; i++) {
+		pthread_mutex_lock(&p->lock);
+		while (!p->ready[i] && !p->err)
+			pthread_cond_wait(&p->ready_cond, &p->lock);
+		int stop = p->err;
+		pthread_mutex_unlock(&p->lock);
+		if (stop)
+			break;
+		char path[PATH_MAX], w[1024];
+		int fd = -1, e = store_blob_path(p->s, p->m->layers[i].digest, path, sizeof(path));
+		if (!e && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			e = -errno;
+		if (e)
+			snprintf(w, sizeof(w), "layer %zu vanished from the store: %s", i + 1,
+			         strerror(-e));
+		else
+			e = layer_image_add(li, fd, w, sizeof(w));
+		if (fd >= 0)
+			close(fd);
+		if (e)
+			pull_fail(p, e, w); /* the downloads stop too */
+	}
 	for (unsigned j = 0; j < started; j++)
 		pthread_join(th[j], NULL);
 	if (p->err)
 		snprintf(why, why_len, "%s", p->why);
 	return p->err;
+}
+
+/* Records a built image and points @ref at it. */
+static int image_record(struct store *s, const char *ref, const char *manifest_digest,
+                        const char *index_digest, const struct image_manifest *m,
+                        const struct image_config *cfg, uint64_t erofs_size,
+                        struct store_image *out, char *why, size_t why_len)
+{
+	struct store_image im = {0};
+	char plat[100];
+	platform_format(&cfg->platform, plat, sizeof(plat));
+	im.manifest_digest = (char *)manifest_digest;
+	im.index_digest = (char *)index_digest;
+	im.config_digest = (char *)m->config.digest;
+	im.platform = plat;
+	im.created = cfg->created;
+	im.erofs_size = erofs_size;
+	for (size_t i = 0; i < m->nlayers; i++)
+		im.size += m->layers[i].size;
+	const char **layers = calloc(m->nlayers ? m->nlayers : 1, sizeof(char *));
+	if (!layers)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nlayers; i++)
+		layers[i] = m->layers[i].digest;
+	int e = store_add_image(s, ref, &im, layers, m->nlayers, why, why_len);
+	free(layers);
+	if (e)
+		return e;
+	return ref ? store_find_ref(s, ref, out) : 0;
 }
 
 int image_install(struct store *s, const char *ref, const char *manifest_digest,
@@ -240,27 +310,8 @@ int image_install(struct store *s, const char *ref, const char *manifest_digest,
 			progress(&ev, arg);
 	}
 	store_unlock(lock);
-	struct store_image im = {0};
-	char plat[100];
-	platform_format(&cfg->platform, plat, sizeof(plat));
-	im.manifest_digest = (char *)manifest_digest;
-	im.index_digest = (char *)index_digest;
-	im.config_digest = (char *)m->config.digest;
-	im.platform = plat;
-	im.created = cfg->created;
-	im.erofs_size = (uint64_t)st.st_size;
-	for (size_t i = 0; i < m->nlayers; i++)
-		im.size += m->layers[i].size;
-	const char **layers = calloc(m->nlayers ? m->nlayers : 1, sizeof(char *));
-	if (!layers)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->nlayers; i++)
-		layers[i] = m->layers[i].digest;
-	e = store_add_image(s, ref, &im, layers, m->nlayers, why, why_len);
-	free(layers);
-	if (e)
-		return e;
-	return ref ? store_find_ref(s, ref, out) : 0;
+	return image_record(s, ref, manifest_digest, index_digest, m, cfg, (uint64_t)st.st_size,
+	                    out, why, why_len);
 }
 
 /* The image manifest for @want: follows an index (at most twice). */
@@ -336,6 +387,7 @@ int image_pull(struct store *s, const char *name, const struct pull_opts *o,
 	}
 	struct pull p = {.s = s, .o = o, .ref = full};
 	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.ready_cond, NULL);
 	struct registry_opts ro = {.insecure = o->insecure,
 	                           .user = o->user,
 	                           .pass = o->pass,
@@ -412,21 +464,59 @@ int image_pull(struct store *s, const char *name, const struct pull_opts *o,
 		         note);
 		goto out;
 	}
-	if ((e = fetch_layers(&p, w, sizeof(w))) < 0) {
+	/* The image is written while its layers download, unless it exists
+	 * (another tag of it, or another msb just made it: wait for that one). */
+	char erofs[PATH_MAX];
+	struct stat est;
+	struct layer_image *li = NULL;
+	int ilock = -1, built = 0;
+	double t0 = now_secs();
+	if ((e = store_erofs_path(s, man.digest, erofs, sizeof(erofs))) < 0)
+		goto out;
+	if (stat(erofs, &est) < 0) {
+		if ((ilock = store_lock(s, man.digest)) < 0) {
+			e = ilock;
+			snprintf(why, why_len, "%s: cannot lock the image: %s", full, strerror(-e));
+			goto out;
+		}
+		if (stat(erofs, &est) < 0 && (e = layer_image_begin(erofs, &li, w, sizeof(w))) < 0)
+			goto build_failed;
+	}
+	if (!(p.ready = calloc(m.nlayers ? m.nlayers : 1, 1))) {
+		e = -ENOMEM;
+		goto build_failed;
+	}
+	e = fetch_and_build(&p, li, w, sizeof(w));
+	if (!e && li) {
+		e = layer_image_commit(li, w, sizeof(w));
+		li = NULL; /* committed or aborted */
+		built = !e;
+	}
+	if (!e && stat(erofs, &est) < 0)
+		e = -errno;
+build_failed:
+	layer_image_abort(li);
+	store_unlock(ilock);
+	if (e) {
 		char note[200] = "";
 		if (e == -ENOSPC || e == -EIO)
 			fs_full_note(store_home(s), note, sizeof(note));
 		snprintf(why, why_len, "%s: %s%s", full, w, note);
 		goto out;
 	}
-	int built = 0;
-	e = image_install(s, full, man.digest, index_digest[0] ? index_digest : NULL, &m, &cfg,
-	                  o->progress, o->progress_arg, out, &built, w, sizeof(w));
+	if (built) {
+		ev = (struct pull_event){.step = PULL_BUILT,
+		                         .ref = full,
+		                         .digest = man.digest,
+		                         .count = (unsigned)m.nlayers,
+		                         .total = (uint64_t)est.st_size,
+		                         .secs = now_secs() - t0};
+		emit(&p, &ev);
+	}
+	e = image_record(s, full, man.digest, index_digest[0] ? index_digest : NULL, &m, &cfg,
+	                 (uint64_t)est.st_size, out, w, sizeof(w));
 	if (e) {
-		char note[200] = "";
-		if (e == -ENOSPC || e == -EIO)
-			fs_full_note(store_home(s), note, sizeof(note));
-		snprintf(why, why_len, "%s: %s%s", full, w, note);
+		snprintf(why, why_len, "%s: %s", full, w);
 		goto out;
 	}
 	ev = (struct pull_event){.step = PULL_DONE,
@@ -443,6 +533,8 @@ out:
 	registry_body_free(&man);
 	free(cfgb.data);
 	registry_close(p.reg);
+	free(p.ready);
+	pthread_cond_destroy(&p.ready_cond);
 	pthread_mutex_destroy(&p.lock);
 	store_unlock(guard);
 	return e;

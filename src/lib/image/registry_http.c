@@ -182,6 +182,8 @@ CURLcode registry_http_get(struct exchange *x, const char *url, const char *auth
 		curl_easy_setopt(x->c, CURLOPT_PROTOCOLS_STR, "http,https");
 		curl_easy_setopt(x->c, CURLOPT_FOLLOWLOCATION, 0L);
 		curl_easy_setopt(x->c, CURLOPT_NOSIGNAL, 1L);
+		/* Large reads: a blob is written in as few pieces as curl allows. */
+		curl_easy_setopt(x->c, CURLOPT_BUFFERSIZE, 512L * 1024);
 		curl_easy_setopt(x->c, CURLOPT_USERAGENT, "msb/" MSB_VERSION);
 		curl_easy_setopt(x->c, CURLOPT_CONNECTTIMEOUT, 20L);
 		/* A stalled transfer is a dropped one: retried and resumed. */
