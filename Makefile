@@ -107,9 +107,10 @@ $(B)/share/msb/kvm-smoke-guest.bin: $(B)/obj/src/kvmcheck/tinyvm_guest.o
 	objcopy -O binary --only-section=.rodata $< $@
 
 # msb's erofs writer over a directory tree (tests; images made from a directory)
-$(B)/tools/mkerofs: src/tools/mkerofs.c src/lib/image/erofs.c src/lib/image/erofs.h src/lib/util/le.h
+$(B)/tools/mkerofs: src/tools/mkerofs.c src/lib/image/erofs.c src/lib/image/erofs_layout.c \
+		src/lib/image/erofs.h src/lib/image/erofs_int.h src/lib/util/le.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ src/tools/mkerofs.c src/lib/image/erofs.c
+	$(CC) $(ALL_CFLAGS) -o $@ src/tools/mkerofs.c src/lib/image/erofs.c src/lib/image/erofs_layout.c
 
 $(B)/tools/mkcpio: src/tools/mkcpio.c src/tools/cpio.c src/tools/cpio.h
 	@mkdir -p $(dir $@)

@@ -35,12 +35,12 @@ struct gunzip {
 	int started;
 	pthread_mutex_t lock; /* guards what follows */
 	pthread_cond_t cond;
-	struct chunk *ring;   /* NCHUNKS */
-	unsigned head, tail;  /* filled: [tail, head), counted modulo NCHUNKS */
-	int held;             /* the reader holds ring[tail] */
-	int ended;            /* the thread is done: at the end, or err */
-	int err;              /* < 0: what the thread failed with */
-	int stop;             /* the reader is gone */
+	struct chunk *ring;  /* NCHUNKS */
+	unsigned head, tail; /* filled: [tail, head), counted modulo NCHUNKS */
+	int held;            /* the reader holds ring[tail] */
+	int ended;           /* the thread is done: at the end, or err */
+	int err;             /* < 0: what the thread failed with */
+	int stop;            /* the reader is gone */
 };
 
 int gunzip_detect(int fd)
