@@ -3,6 +3,7 @@
 #include "user.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
@@ -76,6 +77,29 @@ static void child_user(const struct proto_exec *m, int st, char ***envp)
 }
 
 /* In the child: make the fds 0..2, credentials, cwd, then exec. */
+
+/* mkdir -p @path (absolute, at most PATH_MAX), 0755: 0 or -1 with errno. */
+static int make_dirs(const char *path)
+{
+	char p[4096];
+	size_t n = strlen(path);
+	if (n >= sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] != '/' && p[i] != 0)
+			continue;
+		char c = p[i];
+		p[i] = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -1;
+		p[i] = c;
+	}
+	return 0;
+}
+
 static void child_run(const struct proto_exec *m, const char *root, int in, int out, int err,
                       const char *pts, int st)
 {
@@ -99,6 +123,10 @@ static void child_run(const struct proto_exec *m, const char *root, int in, int 
 	/* the terminal is open already: it lives in the agent's /dev/pts */
 	if (root && (chroot(root) < 0 || chdir("/") < 0))
 		child_fail(st, "chroot");
+	/* As Docker (runc) does: a working directory the image lacks is made,
+	 * by root, before the command's user takes over. */
+	if (root && make_dirs(m->cwd) < 0)
+		child_fail(st, "chdir");
 	char **envp = (char **)m->envp;
 	if (m->user) {
 		child_user(m, st, &envp);

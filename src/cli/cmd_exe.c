@@ -406,7 +406,10 @@ static int run(struct exe_opts *o)
 		term_size(&xo.rows, &xo.cols);
 	if (msb_exec_start(vm, &xo, &x, &err) < 0) {
 		fprintf(stderr, "msb: error: %s\n", err.msg);
-		rc = err.code == -ENOENT ? 127 : 126; /* as a shell says it */
+		/* As a shell (and docker run) says it: 127 when the program is not
+		 * there, 126 when it cannot be started (a user the image lacks, a
+		 * working directory it cannot enter, no permission). */
+		rc = err.code == -ENOENT && !strncmp(err.msg, "cannot run ", 11) ? 127 : 126;
 		goto out;
 	}
 	if (tty) {

@@ -1083,3 +1083,26 @@ def test_exe_killed_leaves_nothing(home, registry, oci_images, vm):
     r = exe(home, ref, "--", "true")
     assert r.returncode == 0, r.stderr
     assert not list((store(home) / "run").glob("*")), "a run directory is left"
+
+
+def test_exe_start_failures_and_new_workdir(home, registry, oci_images, vm):
+    """A working directory the image lacks is made (as docker run does); a
+    program that is not there exits 127, a user the image lacks 126, each
+    with one error line."""
+    img = busybox_image(oci_images)
+    ref = push(registry, img, img.tag, "ti/busybox-start")
+    pull(home, ref)
+    r = exe(home, "--workdir", "/made/here", ref, "--", "sh", "-c", 'pwd; stat -c "%a %u" .')
+    assert (r.returncode, r.stdout) == (0, "/made/here\n755 0\n"), r.stderr
+    r = exe(home, "-e", "no-such-program", ref)
+    assert r.returncode == 127, r.stderr
+    assert "no-such-program" in one_error_line(r)
+    r = exe(home, "--user", "nosuch", ref, "--", "id")
+    assert r.returncode == 126, r.stderr
+    assert "unable to find user nosuch" in one_error_line(r)
+
+
+def one_error_line(r):
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("msb: error:")]
+    assert len(errs) == 1, r.stderr
+    return errs[0]

@@ -100,7 +100,6 @@ uint32_t erofs_blocks_for(uint64_t size)
 	return (uint32_t)((size + BLK - 1) / BLK);
 }
 
-
 static int cmp_name(const void *a, const void *b)
 {
 	return strcmp((*(struct node *const *)a)->name, (*(struct node *const *)b)->name);
