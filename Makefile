@@ -10,7 +10,7 @@ PYTHON   := /usr/bin/python3
 
 WARN     := -Wall -Wextra -Werror
 CSTD     := -std=c11 -D_GNU_SOURCE
-LIB_LIBS := -larchive -lisal -lcurl -lcrypto -ljansson -lsqlite3 # layers (tar, zstd; gzip: isa-l), registries, sha256, JSON, the store
+LIB_LIBS := -larchive -lisal -lcurl -lcrypto -ljansson -lsqlite3 -lyaml # layers (tar, zstd; gzip: isa-l), registries, sha256, JSON, the store, Sandboxfiles
 CFLAGS   ?= -O2 -g
 INC      := -Isrc/lib/include -Isrc/lib/util -Isrc/proto -Isrc
 ALL_CFLAGS := $(CSTD) $(WARN) $(CFLAGS) $(INC)
@@ -20,7 +20,7 @@ MUSL_CFLAGS := $(CSTD) $(WARN) -O2 -static -isystem $(MUSL_INC)
 
 PROTO_SRCS := $(wildcard src/proto/*.c)
 LIB_SRCS := $(wildcard src/lib/util/*.c src/lib/host/*.c src/lib/vmproc/*.c src/lib/vm/*.c \
-                      src/lib/image/*.c) \
+                      src/lib/image/*.c src/lib/project/*.c) \
             src/kvmcheck/tinyvm.c $(PROTO_SRCS)
 LIB_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/src/kvmcheck/tinyvm_guest.o
 CLI_SRCS := $(wildcard src/cli/*.c)
