@@ -245,7 +245,16 @@ $(B)/fuzz/fuzz_user: tests/fuzz/fuzz_user.c src/agent/user.c
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
 
-fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile $(B)/fuzz/fuzz_user
+$(B)/fuzz/fuzz_sandboxfile: tests/fuzz/fuzz_sandboxfile.c $(wildcard src/lib/project/*.c) \
+		src/lib/util/why.c
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -Isrc/lib/util \
+		-o $@ $(filter %.c,$^) -lyaml
+
+fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile $(B)/fuzz/fuzz_user $(B)/fuzz/fuzz_sandboxfile
 	$(B)/fuzz/fuzz_proto -max_total_time=60
 	$(B)/fuzz/fuzz_snapfile -max_total_time=60
 	$(B)/fuzz/fuzz_user -max_total_time=60
+	@mkdir -p $(B)/fuzz/sandboxfile-corpus # new inputs go there, not into tests/data
+	$(B)/fuzz/fuzz_sandboxfile -max_total_time=60 $(B)/fuzz/sandboxfile-corpus \
+		tests/data/sandboxfile/good
