@@ -54,6 +54,9 @@ int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_tree(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
 

@@ -9,6 +9,9 @@
 static const struct cli_cmd commands[] = {
     {"info", "show how this machine runs sandboxes, and where msb keeps its files", cmd_info},
     {"doctor", "check that this machine can run sandboxes by starting a test VM", cmd_doctor},
+    {"init", "start a project: a commented Sandboxfile and .msb/", cmd_init},
+    {"list", "the project's sandboxes and builds", cmd_list},
+    {"tree", "the project's sandboxes as a tree of what they depend on", cmd_tree},
     {"pull", "download an image from its registry", cmd_pull},
     {"exe", "run a command in a throwaway sandbox of an image (alias: x)", cmd_exe},
     {"x", NULL, cmd_exe},

@@ -1,0 +1,84 @@
+"""Project commands that read a Sandboxfile: msb init, msb list, msb tree,
+through the real binary."""
+import os
+
+from conftest import msb
+
+PROJECT = """\
+# a comment msb keeps
+sandboxes:
+  web:
+    image: "nginx:1.27"
+    depends_on: ["api"]
+  api:
+    image: "python:3.11"
+    memory: 512
+    cpus: 2
+    depends_on: ["db", "cache"]
+  db:
+    image: "postgres:16"
+  cache:
+    image: "redis:7"
+    depends_on: ["db"]
+builds:
+  base:
+    image: "python:3"
+"""
+
+
+def test_init_writes_a_project_that_parses(env, tmp_path):
+    d = tmp_path / "proj"
+    r = msb(env, "init", str(d))
+    assert r.returncode == 0, r.stderr
+    assert (d / ".msb").is_dir()
+    text = (d / "Sandboxfile").read_text()
+    assert text.startswith("#")
+    r = msb(env, "list", "-f", str(d))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].split()[:3] == ["app", "sandbox", "msb.local/default"]
+    # never over an existing Sandboxfile, which stays as it was
+    (d / "Sandboxfile").write_text(PROJECT)
+    r = msb(env, "init", str(d))
+    assert r.returncode == 1 and "exists already" in r.stderr
+    assert (d / "Sandboxfile").read_text() == PROJECT
+
+
+def test_list_and_tree(env, tmp_path):
+    (tmp_path / "Sandboxfile").write_text(PROJECT)
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    # found from a directory below, as git finds its repository
+    r = msb(env, "list", cwd=sub)
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split(None, 5) for ln in r.stdout.splitlines()[1:]]
+    assert [(x[0], x[1], x[2]) for x in rows] == [
+        ("web", "sandbox", "nginx:1.27"), ("api", "sandbox", "python:3.11"),
+        ("db", "sandbox", "postgres:16"), ("cache", "sandbox", "redis:7"),
+        ("base", "build", "python:3")]
+    assert rows[1][3:] == ["512", "MiB", "2  db, cache"]
+    r = msb(env, "tree", "-f", str(tmp_path / "Sandboxfile"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ("web (nginx:1.27)\n"
+                        "└── api (python:3.11)\n"
+                        "    ├── db (postgres:16)\n"
+                        "    └── cache (redis:7)\n"
+                        "        └── db (postgres:16)\n"
+                        "build base (python:3)\n")
+
+
+def test_errors_name_the_place(env, tmp_path):
+    bad = tmp_path / "Sandboxfile"
+    bad.write_text("sandboxes:\n  api:\n    image: x\n    memory: lots\n")
+    r = msb(env, "list", "-f", str(tmp_path))
+    assert r.returncode == 1
+    assert r.stderr == (f"msb: error: {bad}:4:13: sandboxes.api.memory: expected a whole "
+                        f'number of MiB, got "lots"\n')
+    bad.write_text("sandboxes:\n  api:\n    image: x\n    depends_on: [db]\n"
+                   "  db:\n    image: y\n    depends_on: [api]\n")
+    r = msb(env, "tree", "-f", str(bad))
+    assert r.returncode == 1 and "dependency cycle: api -> db -> api" in r.stderr, r.stderr
+    r = msb(env, "list", cwd="/")
+    assert r.returncode == 1 and "no Sandboxfile" in r.stderr and "msb init" in r.stderr
+    for cmd in ("init", "list", "tree"):
+        r = msb(env, cmd, "--help")
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: msb {cmd}"), (cmd, r.stderr)
