@@ -54,7 +54,13 @@ int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+/* The Sandboxfile @arg names (a file or its directory), or the nearest one
+ * here or above; into @path. Returns 0, or 1 after printing why. */
+int cli_find_sandboxfile(const char *arg, char *path, size_t len);
+
 int cmd_init(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+int cmd_remove(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);

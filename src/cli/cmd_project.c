@@ -51,16 +51,17 @@ static void init_usage(FILE *f)
 
 static void list_usage(FILE *f, const char *cmd)
 {
-	fprintf(f,
-	        "usage: msb %s [-f PATH]\n\n%s\n\n"
-	        "  -f, --file PATH   the Sandboxfile, or its directory (default: the nearest\n"
-	        "                    Sandboxfile here or above)\n",
-	        cmd,
-	        !strcmp(cmd, "list")
-	            ? "Lists the project's sandboxes and builds: image, memory, vCPUs and what each\n"
-	              "depends on."
-	            : "Shows the project's sandboxes as a tree of what each depends on, and its\n"
-	              "builds.");
+	fprintf(
+	    f,
+	    "usage: msb %s [-f PATH]\n\n%s\n\n"
+	    "  -f, --file PATH   the Sandboxfile, or its directory (default: the nearest\n"
+	    "                    Sandboxfile here or above)\n",
+	    cmd,
+	    !strcmp(cmd, "list")
+	        ? "Lists the project's sandboxes and builds: image, memory, vCPUs and what each\n"
+	          "depends on."
+	        : "Shows the project's sandboxes as a tree of what each depends on, and its\n"
+	          "builds.");
 }
 
 static int write_new(const char *path, const char *text)
@@ -119,7 +120,8 @@ int cmd_init(int argc, char **argv)
 	}
 	int e = write_new(file, starter);
 	if (e == -EEXIST) {
-		fprintf(stderr, "msb: error: %s exists already; msb init leaves it as it is\n", file);
+		fprintf(stderr, "msb: error: %s exists already; msb init leaves it as it is\n",
+		        file);
 		return 1;
 	}
 	if (e) {
@@ -134,9 +136,7 @@ int cmd_init(int argc, char **argv)
 	return 0;
 }
 
-/* The Sandboxfile @arg names (a file or a directory), or the nearest one
- * here or above; into @path. Returns 0, or 1 after printing why. */
-static int find_sandboxfile(const char *arg, char *path, size_t len)
+int cli_find_sandboxfile(const char *arg, char *path, size_t len)
 {
 	struct stat st;
 	if (arg) {
@@ -192,7 +192,7 @@ static int load_project(int argc, char **argv, struct sandboxfile **sf)
 		return 3;
 	}
 	char path[PATH_MAX], why[1024];
-	if (find_sandboxfile(file, path, sizeof(path)))
+	if (cli_find_sandboxfile(file, path, sizeof(path)))
 		return 1;
 	if (sandboxfile_load(path, sf, why, sizeof(why)) < 0) {
 		fprintf(stderr, "msb: error: %s\n", why);

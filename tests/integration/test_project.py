@@ -82,3 +82,66 @@ def test_errors_name_the_place(env, tmp_path):
     for cmd in ("init", "list", "tree"):
         r = msb(env, cmd, "--help")
         assert r.returncode == 0 and r.stdout.startswith(f"usage: msb {cmd}"), (cmd, r.stderr)
+
+
+COMMENTED = """\
+# my project
+meta:
+  description: "demo"   # keep me
+
+sandboxes:
+    # the api
+    api:
+        image: "python:3.11"
+        scripts:
+            start: "python -m http.server"
+        # trailing comment inside api
+    db:
+        image: postgres   # db comment
+
+# builds below
+builds:
+    base:
+        image: "python:3"
+"""
+
+
+def test_add_and_remove_keep_the_rest(env, tmp_path):
+    f = tmp_path / "Sandboxfile"
+    f.write_text(COMMENTED)
+    r = msb(env, "add", "web", "-i", "nginx:1.27", "--memory", "256", "--env", "B=two words",
+            "--start", 'nginx -g "daemon off;"', "--depends-on", "api", "-f", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    added = ('    web:\n'
+             '        image: "nginx:1.27"\n'
+             '        memory: 256\n'
+             '        envs:\n'
+             '            - "B=two words"\n'
+             '        scripts:\n'
+             '            start: "nginx -g \\"daemon off;\\""\n'
+             '        depends_on:\n'
+             '            - "api"\n')
+    # every line as it was, the new block at the end of `sandboxes:`, in its indentation
+    cut = COMMENTED.index("# db comment\n") + len("# db comment\n")
+    assert f.read_text() == COMMENTED[:cut] + added + COMMENTED[cut:]
+    r = msb(env, "list", "-f", str(f))
+    assert "web" in r.stdout and "api" in r.stdout.splitlines()[3], r.stdout
+    # refused, and nothing changes: a name taken, a sandbox another needs, bad numbers
+    before = f.read_text()
+    r = msb(env, "add", "db", "-i", "x", "-f", str(f))
+    assert r.returncode == 1 and "exists already" in r.stderr
+    r = msb(env, "rm", "api", "-f", str(f))
+    assert r.returncode == 1 and 'no sandbox named "api"' in r.stderr, r.stderr
+    r = msb(env, "add", "x", "-i", "y", "--memory", "lots", "-f", str(f))
+    assert r.returncode == 2
+    assert f.read_text() == before
+    # removing what was added gives the file back, byte for byte
+    r = msb(env, "remove", "web", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert f.read_text() == COMMENTED
+    # a removed sandbox takes its lines and the comment indented inside it
+    r = msb(env, "rm", "api", "-f", str(f))
+    assert r.returncode == 0, r.stderr
+    assert f.read_text() == COMMENTED.replace(
+        '    api:\n        image: "python:3.11"\n        scripts:\n'
+        '            start: "python -m http.server"\n        # trailing comment inside api\n', "")
