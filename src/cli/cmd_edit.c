@@ -207,6 +207,20 @@ static int push(const char **v, size_t *n, const char *s)
 	return 0;
 }
 
+/* `KEY:` and its @n quoted items, the key at @ind, the items @step deeper;
+ * nothing when @n is 0. */
+static int put_list(struct text *t, const char *key, const char *const *v, size_t n, size_t ind,
+                    size_t step)
+{
+	int e = n ? putf(t, "%*s%s:\n", (int)ind, "", key) : 0;
+	for (size_t i = 0; !e && i < n; i++) {
+		e = putf(t, "%*s- ", (int)(ind + step), "");
+		e = e ? e : put_quoted(t, v[i]);
+		e = e ? e : put(t, "\n", 1);
+	}
+	return e;
+}
+
 /* One sandbox's lines, indented @ind under `sandboxes:`, each level
  * @step deeper. */
 static int put_sandbox(struct text *t, const struct add_opts *o, const char *name, size_t ind,
@@ -229,14 +243,8 @@ static int put_sandbox(struct text *t, const struct add_opts *o, const char *nam
 			e = e ? e : put_quoted(t, strs[i].val);
 			e = e ? e : put(t, "\n", 1);
 		}
-	if (!e && o->nenvs) {
-		e = putf(t, "%*senvs:\n", (int)in2, "");
-		for (size_t i = 0; !e && i < o->nenvs; i++) {
-			e = putf(t, "%*s- ", (int)(in2 + step), "");
-			e = e ? e : put_quoted(t, o->envs[i]);
-			e = e ? e : put(t, "\n", 1);
-		}
-	}
+	if (!e)
+		e = put_list(t, "envs", o->envs, o->nenvs, in2, step);
 	if (!e && (o->nscripts || o->start)) {
 		e = putf(t, "%*sscripts:\n", (int)in2, "");
 		if (!e && o->start) {
@@ -252,14 +260,8 @@ static int put_sandbox(struct text *t, const struct add_opts *o, const char *nam
 			e = e ? e : put(t, "\n", 1);
 		}
 	}
-	if (!e && o->ndeps) {
-		e = putf(t, "%*sdepends_on:\n", (int)in2, "");
-		for (size_t i = 0; !e && i < o->ndeps; i++) {
-			e = putf(t, "%*s- ", (int)(in2 + step), "");
-			e = e ? e : put_quoted(t, o->deps[i]);
-			e = e ? e : put(t, "\n", 1);
-		}
-	}
+	if (!e)
+		e = put_list(t, "depends_on", o->deps, o->ndeps, in2, step);
 	return e;
 }
 
