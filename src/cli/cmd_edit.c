@@ -303,7 +303,8 @@ static int parse_add(int argc, char **argv, struct add_opts *o)
 			bad = 1;
 		}
 		if (bad) {
-			fprintf(stderr, "msb add: bad argument %s%s%s\n", a, v ? " " : "", v ? v : "");
+			fprintf(stderr, "msb add: bad argument %s%s%s\n", a, v ? " " : "",
+			        v ? v : "");
 			add_usage(stderr);
 			return 2;
 		}
@@ -313,7 +314,8 @@ static int parse_add(int argc, char **argv, struct add_opts *o)
 	/* Numbers go in as the user wrote them: the parser checks them. */
 	if (!o->nnames || !o->image) {
 		fprintf(stderr, "msb add: %s\n",
-		        !o->nnames ? "which sandbox? (msb add NAME -i IMAGE)" : "-i IMAGE is required");
+		        !o->nnames ? "which sandbox? (msb add NAME -i IMAGE)"
+		                   : "-i IMAGE is required");
 		return 2;
 	}
 	return 0;
@@ -328,8 +330,8 @@ int cmd_add(int argc, char **argv)
 	long num;
 	if ((o.memory && cli_number(o.memory, SF_MEMORY_MIN, SF_MEMORY_MAX, &num)) ||
 	    (o.cpus && cli_number(o.cpus, 1, SF_CPUS_MAX, &num))) {
-		fprintf(stderr, "msb add: --memory takes MiB from %d, --cpus 1 to %d\n", SF_MEMORY_MIN,
-		        SF_CPUS_MAX);
+		fprintf(stderr, "msb add: --memory takes MiB from %d, --cpus 1 to %d\n",
+		        SF_MEMORY_MIN, SF_CPUS_MAX);
 		return 2;
 	}
 	char path[PATH_MAX], why[1024];
@@ -344,7 +346,8 @@ int cmd_add(int argc, char **argv)
 	int e = 0;
 	for (size_t i = 0; i < o.nnames && !e; i++)
 		if (sandboxfile_find(sf, o.names[i])) {
-			fprintf(stderr, "msb: error: %s: a sandbox %s exists already\n", path, o.names[i]);
+			fprintf(stderr, "msb: error: %s: a sandbox %s exists already\n", path,
+			        o.names[i]);
 			e = -EEXIST;
 		}
 	/* Where `sandboxes:` is, and how its entries are indented. */
@@ -358,7 +361,8 @@ int cmd_add(int argc, char **argv)
 				k++;
 			if (k < len && l[k] != '#') {
 				fprintf(stderr,
-				        "msb: error: %s:%d: `sandboxes:` is written inline; msb add edits "
+				        "msb: error: %s:%d: `sandboxes:` is written inline; msb "
+				        "add edits "
 				        "only the block form\n",
 				        path, n);
 				e = -ENOTSUP;
@@ -408,9 +412,10 @@ int cmd_remove(int argc, char **argv)
 	size_t n = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			printf("usage: msb remove NAME... [-f PATH]   (or msb rm)\n\n"
-			       "Removes sandboxes from the project's Sandboxfile, with the lines and\n"
-			       "comments inside them; the rest of the file stays as it is.\n");
+			printf(
+			    "usage: msb remove NAME... [-f PATH]   (or msb rm)\n\n"
+			    "Removes sandboxes from the project's Sandboxfile, with the lines and\n"
+			    "comments inside them; the rest of the file stays as it is.\n");
 			return 0;
 		}
 		if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)

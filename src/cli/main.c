@@ -123,6 +123,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* msb help COMMAND is msb COMMAND --help */
+	if (!strcmp(argv[1], "help") && argc > 2) {
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			if (!strcmp(argv[2], commands[i].name)) {
+				char *hargv[] = {argv[2], "--help", NULL};
+				return commands[i].run(2, hargv);
+			}
+		fprintf(stderr, "msb: no command '%s'\n\n", argv[2]);
+		usage(stderr);
+		return 2;
+	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;

@@ -145,3 +145,20 @@ def test_add_and_remove_keep_the_rest(env, tmp_path):
     assert f.read_text() == COMMENTED.replace(
         '    api:\n        image: "python:3.11"\n        scripts:\n'
         '            start: "python -m http.server"\n        # trailing comment inside api\n', "")
+
+
+def test_every_command_has_help(env):
+    """Every command `msb --help` lists answers --help on stdout with exit 0,
+    and `msb help COMMAND` says the same."""
+    r = msb(env, "--help")
+    assert r.returncode == 0
+    lines = r.stdout.split("Commands:\n")[1].split("\n\n")[0].splitlines()
+    cmds = [ln.split()[0] for ln in lines]
+    assert {"exe", "pull", "init", "add", "list"} <= set(cmds), cmds
+    for c in cmds:
+        a = msb(env, c, "--help")
+        assert a.returncode == 0 and a.stdout.startswith("usage: msb"), (c, a.stderr)
+        b = msb(env, "help", c)
+        assert (b.returncode, b.stdout) == (0, a.stdout), c
+    r = msb(env, "help", "nosuch")
+    assert r.returncode == 2 and "no command 'nosuch'" in r.stderr
