@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BENCH_MAX_SAMPLES 2000
 
@@ -56,6 +58,22 @@ static inline long proc_kib(pid_t pid, const char *file, const char *key)
 		}
 	fclose(f);
 	return v;
+}
+
+/* The last bytes of the file at @path on stderr, to say why something
+ * failed. */
+static inline void bench_show_tail(const char *path)
+{
+	char buf[4096];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t end = lseek(fd, 0, SEEK_END);
+	lseek(fd, end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0, SEEK_SET);
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n > 0)
+		fprintf(stderr, "--- %s (end):\n%.*s\n---\n", path, (int)n, buf);
 }
 
 #endif

@@ -94,21 +94,6 @@ static char tmp[] = "/tmp/msb-bench-exe-XXXXXX";
 static char errlog[256];
 static int crun_ns = -1; /* the mount namespace crun runs in, or -1: ours */
 
-/* The end of what the commands wrote on stderr, to say why one failed. */
-static void show_errlog(void)
-{
-	char buf[2048];
-	int fd = open(errlog, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t end = lseek(fd, 0, SEEK_END);
-	lseek(fd, end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0, SEEK_SET);
-	ssize_t n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n > 0)
-		fprintf(stderr, "--- the commands' stderr (end):\n%.*s---\n", (int)n, buf);
-}
-
 /*
  * Runs @argv (stdin /dev/null, stdout a pipe we read, stderr appended to
  * errlog), in crun's mount namespace when @in_crun_ns. Measures from just
@@ -202,7 +187,7 @@ static int run_ok(char *const argv[], int in_crun_ns, const char *want, struct c
 	if (t->status != 0 || (want && strcmp(t->out, want))) {
 		fprintf(stderr, "exe_start: `%s %s ...` exited %d with output \"%s\"\n", argv[0],
 		        argv[1], t->status, t->out);
-		show_errlog();
+		bench_show_tail(errlog);
 		return -1;
 	}
 	return 0;

@@ -374,21 +374,6 @@ static void stop(pid_t pid)
 	waitpid(pid, NULL, 0);
 }
 
-/* The last bytes of @log on stderr, to say why a boot failed. */
-static void show_tail(const char *log)
-{
-	char buf[4096];
-	int fd = open(log, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t end = lseek(fd, 0, SEEK_END);
-	lseek(fd, end > (off_t)sizeof(buf) ? end - (off_t)sizeof(buf) : 0, SEEK_SET);
-	ssize_t n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n > 0)
-		fprintf(stderr, "--- %s:\n%.*s\n---\n", log, (int)n, buf);
-}
-
 /* Boots one VM with @argv; fills @t. @uds: msb-vmm's vsock socket, or NULL
  * for QEMU's vhost-vsock. */
 static int measure(const struct opts *o, char *const *argv, const char *uds, const char *log,
@@ -426,8 +411,8 @@ static int measure(const struct opts *o, char *const *argv, const char *uds, con
 	stop(pid);
 	if (e) {
 		fprintf(stderr, "msb-bench-compare: %s: %s: %s\n", argv[0], what, strerror(-e));
-		show_tail(log);
-		show_tail(serial);
+		bench_show_tail(log);
+		bench_show_tail(serial);
 	}
 	return e;
 }

@@ -137,21 +137,27 @@ static int write_back(const char *path, const struct text *t, char *why, size_t 
 	return e;
 }
 
-static int load_text(const char *path, struct text *t, struct sandboxfile **sf, char *why,
-                     size_t why_len)
+/*
+ * The project's Sandboxfile (@file as -f gave it, or found), read once:
+ * its text into @t (ending in a newline) and parsed into *@sf. Returns 0,
+ * or 1 after printing why.
+ */
+static int open_project(const char *file, char *path, size_t path_len, struct text *t,
+                        struct sandboxfile **sf)
 {
-	int e = sandboxfile_load(path, sf, why, why_len);
-	if (e)
-		return e;
+	if (cli_find_sandboxfile(file, path, path_len))
+		return 1;
+	char why[1024];
 	FILE *f = fopen(path, "r");
 	if (!f) {
-		snprintf(why, why_len, "%s: %s", path, strerror(errno));
-		sandboxfile_free(*sf);
-		return -errno;
+		fprintf(stderr, "msb: error: %s: %s\n", path, strerror(errno));
+		return 1;
 	}
 	char buf[65536];
 	size_t n;
-	while (!e && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+	int e = 0;
+	/* one byte over the limit is enough for the parser to refuse it */
+	while (!e && t->len <= SANDBOXFILE_MAX_BYTES && (n = fread(buf, 1, sizeof(buf), f)) > 0)
 		e = put(t, buf, n);
 	fclose(f);
 	if (!e && t->len && t->s[t->len - 1] != '\n')
@@ -159,10 +165,15 @@ static int load_text(const char *path, struct text *t, struct sandboxfile **sf, 
 	if (!e && !t->s)
 		e = put(t, "", 0);
 	if (e) {
-		sandboxfile_free(*sf);
-		snprintf(why, why_len, "out of memory");
+		fprintf(stderr, "msb: error: out of memory\n");
+		return 1;
 	}
-	return e;
+	if (sandboxfile_parse(t->s, t->len, path, sf, why, sizeof(why)) < 0) {
+		fprintf(stderr, "msb: error: %s\n", why);
+		free(t->s);
+		return 1;
+	}
+	return 0;
 }
 
 /* Checks the edited text parses, then writes it over @path. */
@@ -335,14 +346,10 @@ int cmd_add(int argc, char **argv)
 		return 2;
 	}
 	char path[PATH_MAX], why[1024];
-	if (cli_find_sandboxfile(o.file, path, sizeof(path)))
-		return 1;
 	struct text t = {0};
 	struct sandboxfile *sf;
-	if (load_text(path, &t, &sf, why, sizeof(why))) {
-		fprintf(stderr, "msb: error: %s\n", why);
+	if (open_project(o.file, path, sizeof(path), &t, &sf))
 		return 1;
-	}
 	int e = 0;
 	for (size_t i = 0; i < o.nnames && !e; i++)
 		if (sandboxfile_find(sf, o.names[i])) {
@@ -432,14 +439,10 @@ int cmd_remove(int argc, char **argv)
 		return 2;
 	}
 	char path[PATH_MAX], why[1024];
-	if (cli_find_sandboxfile(file, path, sizeof(path)))
-		return 1;
 	struct text t = {0};
 	struct sandboxfile *sf;
-	if (load_text(path, &t, &sf, why, sizeof(why))) {
-		fprintf(stderr, "msb: error: %s\n", why);
+	if (open_project(file, path, sizeof(path), &t, &sf))
 		return 1;
-	}
 	/* Lines to drop, marked per line of the file. */
 	int nlines = 1;
 	for (size_t i = 0; i < t.len; i++)

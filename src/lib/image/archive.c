@@ -201,10 +201,9 @@ static int image_name(const char *name, const char *own, char *out, size_t len, 
 }
 
 /* One image whose manifest (or index) blob is @digest: install it as @ref. */
-static int install_manifest(struct store *s, const struct members *mem, const char *digest,
-                            const char *ref, struct store_image *out, char *why, size_t why_len)
+static int install_manifest(struct store *s, const char *digest, const char *ref,
+                            struct store_image *out, char *why, size_t why_len)
 {
-	(void)mem;
 	char *data = NULL, w[1024], index_digest[sizeof(((struct image_desc *)0)->digest)] = "";
 	char cur[sizeof(((struct image_desc *)0)->digest)];
 	size_t len;
@@ -272,8 +271,7 @@ bad:
 }
 
 /* Installs manifest @digest as the image @name or @own (image_name()). */
-static int install_named(struct store *s, const struct members *mem, const char *digest,
-                         const char *name, const char *own,
+static int install_named(struct store *s, const char *digest, const char *name, const char *own,
                          void (*loaded)(const struct store_image *, void *), void *arg, char *why,
                          size_t why_len)
 {
@@ -281,7 +279,7 @@ static int install_named(struct store *s, const struct members *mem, const char 
 	struct store_image im;
 	int e = image_name(name, own, ref, sizeof(ref), why, why_len);
 	if (!e)
-		e = install_manifest(s, mem, digest, ref, &im, why, why_len);
+		e = install_manifest(s, digest, ref, &im, why, why_len);
 	if (e)
 		return e;
 	if (loaded)
@@ -320,9 +318,22 @@ static int load_oci(struct store *s, const struct members *mem, const char *name
 			e = -EINVAL;
 			break;
 		}
-		e = install_named(s, mem, digest, name, own, loaded, arg, why, why_len);
+		e = install_named(s, digest, name, own, loaded, arg, why, why_len);
 	}
 	json_decref(idx);
+	return e;
+}
+
+/* @j as compact JSON, stored as a blob: its digest and size. */
+static int put_json(struct store *s, json_t *j, char digest[SHA256_DIGEST_STR], size_t *size)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (!text)
+		return -ENOMEM;
+	*size = strlen(text);
+	sha256_digest_of(text, *size, digest);
+	int e = store_put_blob(s, digest, text, *size);
+	free(text);
 	return e;
 }
 
@@ -354,18 +365,9 @@ static int docker_manifest(struct store *s, const struct members *mem,
 	json_t *m = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType",
 	                      MT_OCI_MANIFEST, "config", "mediaType", MT_OCI_CONFIG, "digest",
 	                      cfg->digest, "size", (json_int_t)cfg->size, "layers", layers);
-	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
+	size_t size;
+	int e = put_json(s, m, digest, &size);
 	json_decref(m);
-	if (!text)
-		return -ENOMEM;
-	struct sha256 h;
-	uint8_t dg[32];
-	sha256_init(&h);
-	sha256_update(&h, text, strlen(text));
-	sha256_final(&h, dg);
-	sha256_digest_str(dg, digest);
-	int e = store_put_blob(s, digest, text, strlen(text));
-	free(text);
 	if (e)
 		snprintf(why, why_len, "cannot store a manifest: %s", strerror(-e));
 	return e;
@@ -403,8 +405,8 @@ static int load_docker(struct store *s, const struct members *mem, const char *n
 			break;
 		/* Every tag it was saved with, or the name given. */
 		for (size_t t = 0; !e && (name ? t == 0 : v[i].repo_tags[t] != NULL); t++)
-			e = install_named(s, mem, digest, name ? name : v[i].repo_tags[t], NULL,
-			                  loaded, arg, why, why_len);
+			e = install_named(s, digest, name ? name : v[i].repo_tags[t], NULL, loaded,
+			                  arg, why, why_len);
 		if (!e && !name && !v[i].repo_tags[0]) {
 			snprintf(why, why_len,
 			         "the archive's image %zu has no name: give it one (msb load -n "
@@ -514,23 +516,6 @@ static int diff_id(const char *path, char out[SHA256_DIGEST_STR], const char **m
 	return e;
 }
 
-static int put_json(struct store *s, json_t *j, char digest[SHA256_DIGEST_STR], size_t *size)
-{
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (!text)
-		return -ENOMEM;
-	struct sha256 h;
-	uint8_t d[32];
-	*size = strlen(text);
-	sha256_init(&h);
-	sha256_update(&h, text, *size);
-	sha256_final(&h, d);
-	sha256_digest_str(d, digest);
-	int e = store_put_blob(s, digest, text, *size);
-	free(text);
-	return e;
-}
-
 int image_import(struct store *s, const char *path, const char *name, struct store_image *out,
                  char *why, size_t why_len)
 {
@@ -583,7 +568,7 @@ int image_import(struct store *s, const char *path, const char *name, struct sto
 	                mt, "digest", layer, "size", (json_int_t)size);
 	if ((e = put_json(s, man, man_digest, &man_size)) < 0)
 		goto store_fail;
-	e = install_manifest(s, NULL, man_digest, ref, out, why, why_len);
+	e = install_manifest(s, man_digest, ref, out, why, why_len);
 	goto out;
 store_fail:
 	snprintf(why, why_len, "cannot store the image: %s", strerror(-e));

@@ -268,16 +268,6 @@ int registry_request(struct registry *r, struct request *q, char *why, size_t wh
 	return e;
 }
 
-static void digest_of(const void *p, size_t n, char out[SHA256_DIGEST_STR])
-{
-	struct sha256 h;
-	uint8_t d[32];
-	sha256_init(&h);
-	sha256_update(&h, p, n);
-	sha256_final(&h, d);
-	sha256_digest_str(d, out);
-}
-
 static int get_small(struct registry *r, const char *path, const char *what, const char *accept,
                      size_t max, const char *want_digest, struct registry_body *out, char *why,
                      size_t why_len)
@@ -296,7 +286,7 @@ static int get_small(struct registry *r, const char *path, const char *what, con
 	out->data = s.buf;
 	out->len = s.len;
 	snprintf(out->content_type, sizeof(out->content_type), "%s", q.content_type);
-	digest_of(s.buf, s.len, out->digest);
+	sha256_digest_of(s.buf, s.len, out->digest);
 	if (want_digest && strcmp(out->digest, want_digest)) {
 		snprintf(why, why_len, "%s from %s does not match its digest (got %s)", what,
 		         r->host, out->digest);

@@ -27,15 +27,10 @@ int store_has_blob(const struct store *s, const char *digest, uint64_t size)
 int store_put_blob(struct store *s, const char *digest, const void *data, size_t len)
 {
 	char path[PATH_MAX], got[SHA256_DIGEST_STR];
-	uint8_t d[32];
 	int e = store_blob_path(s, digest, path, sizeof(path));
 	if (e)
 		return e;
-	struct sha256 h;
-	sha256_init(&h);
-	sha256_update(&h, data, len);
-	sha256_final(&h, d);
-	sha256_digest_str(d, got);
+	sha256_digest_of(data, len, got);
 	if (strcmp(got, digest))
 		return -EBADMSG;
 	if (store_has_blob(s, digest, len))

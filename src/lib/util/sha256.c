@@ -28,3 +28,13 @@ void sha256_digest_str(const uint8_t d[32], char out[SHA256_DIGEST_STR])
 	}
 	out[7 + 64] = 0;
 }
+
+void sha256_digest_of(const void *p, size_t n, char out[SHA256_DIGEST_STR])
+{
+	struct sha256 h;
+	uint8_t d[32];
+	sha256_init(&h);
+	sha256_update(&h, p, n);
+	sha256_final(&h, d);
+	sha256_digest_str(d, out);
+}

@@ -41,4 +41,7 @@ void sha256_final(struct sha256 *s, uint8_t out[32]);
 /* Formats @d as an OCI digest, "sha256:<64 lowercase hex>". */
 void sha256_digest_str(const uint8_t d[32], char out[SHA256_DIGEST_STR]);
 
+/* The OCI digest of @n bytes at @p, in one call. */
+void sha256_digest_of(const void *p, size_t n, char out[SHA256_DIGEST_STR]);
+
 #endif

@@ -8,6 +8,7 @@
 #include "vm_int.h"
 #include "clock.h"
 #include "err.h"
+#include "why.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -213,9 +214,7 @@ static int on_request_frame(struct msb_vm *vm, const struct proto_hdr *h, const 
 	}
 	if (h->type != PROTO_ERROR || proto_error_decode(p, h->len, &vm->req_err) < 0)
 		return violation(vm, "an unexpected answer to a request");
-	for (char *c = vm->req_err.msg; *c; c++) /* shown to people */
-		if ((unsigned char)*c < 0x20 || *c == 0x7f)
-			*c = '?';
+	why_sanitize(vm->req_err.msg); /* shown to people */
 	vm->req_state = REQ_FAILED;
 	return 0;
 }
@@ -251,9 +250,7 @@ static int on_frame(struct msb_vm *vm, const struct proto_hdr *h, const uint8_t 
 		if (proto_error_decode(p, h->len, &er) < 0)
 			return violation(vm, "malformed ERROR");
 		/* shown to people: keep the guest's bytes from driving a terminal */
-		for (char *c = er.msg; *c; c++)
-			if ((unsigned char)*c < 0x20 || *c == 0x7f)
-				*c = '?';
+		why_sanitize(er.msg);
 		return conn_fail(vm, -ECONNABORTED, NULL,
 		                 "the sandbox's agent ended the connection: %s", er.msg);
 	}
@@ -292,9 +289,7 @@ void conn_vmm_error(struct msb_vm *vm, char *out, size_t len)
 		n = n < len - 1 ? n : len - 1;
 		memcpy(out, line + strlen(tag), n);
 		out[n] = 0;
-		for (char *c = out; *c; c++) /* the log holds guest output too */
-			if ((unsigned char)*c < 0x20 || *c == 0x7f)
-				*c = '?';
+		why_sanitize(out); /* the log holds guest output too */
 	}
 	if (f)
 		fclose(f);

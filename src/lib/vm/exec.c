@@ -1,6 +1,7 @@
 /* Commands in a sandbox VM: msb_exec_* in msb.h. */
 #include "vm_int.h"
 #include "err.h"
+#include "why.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -111,9 +112,7 @@ int msb_exec_start(struct msb_vm *vm, const struct msb_exec_opts *o, struct msb_
 			           : e;
 		}
 	if (x->state == EXEC_FAILED) {
-		for (char *c = x->fail.msg; *c; c++) /* the guest's bytes, shown to people */
-			if ((unsigned char)*c < 0x20 || *c == 0x7f)
-				*c = '?';
+		why_sanitize(x->fail.msg); /* the guest's bytes, shown to people */
 		e = err_set(err, -x->fail.err, "%s", x->fail.msg);
 		exec_destroy(x);
 		return e;
