@@ -186,23 +186,37 @@ struct inner_mount {
 	mode_t mode;
 };
 
-int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *msg, size_t msglen)
+/* The device of disk slot @disk, once it has a capacity. */
+static int slot_device(uint32_t disk, long deadline, char *dev, size_t len, char *msg,
+                       size_t msglen)
+{
+	char serial[24];
+	snprintf(serial, sizeof(serial), "disk%u", disk);
+	long left = deadline - now_ms();
+	int e = wait_disk(serial, left > 0 ? (uint32_t)left : 0, dev, len);
+	if (e == -ENOENT || e == -ETIMEDOUT) {
+		snprintf(msg, msglen, "disk %u did not get a capacity in time (no disk bound?)",
+		         disk);
+		return -ENODEV;
+	}
+	return e ? fail(msg, msglen, e, "looking for", serial) : 0;
+}
+
+int root_mount(struct agent_root *r, uint32_t disk, int upper, uint32_t timeout_ms, char *msg,
+               size_t msglen)
 {
 	if (r->mounted) {
 		snprintf(msg, msglen, "the root file system is mounted already");
 		return -EBUSY;
 	}
-	char serial[24], dev[300];
-	snprintf(serial, sizeof(serial), "disk%u", disk);
-	int e = wait_disk(serial, timeout_ms, dev, sizeof(dev));
-	if (e == -ENOENT || e == -ETIMEDOUT) {
-		snprintf(msg, msglen,
-		         "disk %u did not get a capacity within %u ms (no disk bound?)", disk,
-		         timeout_ms);
-		return -ENODEV;
-	}
+	long deadline = now_ms() + timeout_ms;
+	char dev[300], upper_dev[300];
+	int e = slot_device(disk, deadline, dev, sizeof(dev), msg, msglen);
+	if (!e && upper >= 0)
+		e = slot_device((uint32_t)upper, deadline, upper_dev, sizeof(upper_dev), msg,
+		                msglen);
 	if (e)
-		return fail(msg, msglen, e, "looking for", serial);
+		return e;
 
 	const char *lower = ROOT_BASE "/lower", *rw = ROOT_BASE "/rw", *root = ROOT_BASE "/root";
 	if ((e = dir(ROOT_BASE, 0755)) || (e = dir(lower, 0755)) || (e = dir(rw, 0755)) ||
@@ -210,7 +224,16 @@ int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *m
 		return fail(msg, msglen, e, "mkdir under", ROOT_BASE);
 	if (mount(dev, lower, "erofs", MS_RDONLY, NULL) < 0)
 		return fail(msg, msglen, -errno, "mounting the image (erofs) on", dev);
-	if (mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
+	/* The upper layer: a project sandbox's ext4 disk keeps it between runs
+	 * (made by mke2fs on the host, whose inode tables read as zeros, so the
+	 * kernel need not zero them in the background: noinit_itable); else
+	 * memory. */
+	if (upper >= 0 &&
+	    mount(upper_dev, rw, "ext4", MS_NOSUID | MS_NODEV | MS_NOATIME, "noinit_itable") < 0) {
+		e = fail(msg, msglen, -errno, "mounting the writable layer (ext4) from", upper_dev);
+		goto undo_lower;
+	}
+	if (upper < 0 && mount("tmpfs", rw, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0) {
 		e = fail(msg, msglen, -errno, "mounting a tmpfs at", rw);
 		goto undo_lower;
 	}

@@ -24,13 +24,16 @@ struct agent_root {
 /*
  * Mounts the erofs image on the disk whose serial is "disk<@disk>", waiting
  * up to @timeout_ms for it to have a capacity (a restored VM learns it from
- * a config-change interrupt), with the overlay and /proc, /sys, /dev,
+ * a config-change interrupt), under an overlay whose upper layer is the
+ * ext4 file system on disk slot @upper (kept between runs) or, when @upper
+ * is -1, memory; with /proc, /sys, /dev,
  * /dev/pts, /dev/shm and /tmp inside, and the /etc files root_write_etc()
  * writes, for the current hostname. Returns 0, or a negative errno with
  * @msg saying what failed (then nothing stays mounted). Mounting a second
  * time is -EBUSY.
  */
-int root_mount(struct agent_root *r, uint32_t disk, uint32_t timeout_ms, char *msg, size_t msglen);
+int root_mount(struct agent_root *r, uint32_t disk, int upper, uint32_t timeout_ms, char *msg,
+               size_t msglen);
 
 /*
  * Writes /etc/hostname (@hostname and a newline), /etc/hosts (localhost and

@@ -293,7 +293,8 @@ static void handle_frame(struct session *s, const struct proto_hdr *h, const uin
 		/* waits at most mr.wait_ms here: the disk of a restored VM gets
 		 * its capacity within milliseconds of the restore */
 		struct proto_error er = {0};
-		int e = root_mount(s->root, mr.disk, mr.wait_ms, er.msg, sizeof(er.msg));
+		int upper = mr.flags & PROTO_ROOT_UPPER_DISK ? (int)mr.upper : -1;
+		int e = root_mount(s->root, mr.disk, upper, mr.wait_ms, er.msg, sizeof(er.msg));
 		if (e)
 			request_error(s, h->id, &er, e);
 		else

@@ -380,7 +380,8 @@ static int run(struct exe_opts *o)
 	                         .disks = &disk,
 	                         .ndisks = 1};
 	struct msb_err err = {0};
-	if (msb_vm_start(&vo, &vm, &err) < 0 || msb_vm_mount_root(vm, 0, ROOT_WAIT_MS, &err) < 0) {
+	if (msb_vm_start(&vo, &vm, &err) < 0 ||
+	    msb_vm_mount_root(vm, 0, -1, ROOT_WAIT_MS, &err) < 0) {
 		fprintf(stderr, "msb: error: cannot start a sandbox of %s: %s\n", im.ref, err.msg);
 		if (cli_stop_signal()) /* as a shell reports a command it interrupted */
 			rc = 128 + cli_stop_signal();

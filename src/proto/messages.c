@@ -525,9 +525,12 @@ int proto_hostname_decode(const uint8_t *p, uint32_t len, struct proto_hostname 
 
 static int mount_root_check(const struct proto_mount_root *m)
 {
-	return m->disk <= PROTO_MAX_DISK && m->flags == 0 && m->wait_ms <= PROTO_MAX_WAIT_MS
-	           ? 0
-	           : -EPROTO;
+	if (m->disk > PROTO_MAX_DISK || (m->flags & ~PROTO_ROOT_UPPER_DISK) ||
+	    m->wait_ms > PROTO_MAX_WAIT_MS)
+		return -EPROTO;
+	if (m->flags & PROTO_ROOT_UPPER_DISK)
+		return m->upper <= PROTO_MAX_DISK && m->upper != m->disk ? 0 : -EPROTO;
+	return m->upper == 0 ? 0 : -EPROTO;
 }
 
 int proto_mount_root_encode(const struct proto_mount_root *m, uint8_t *out, size_t cap)
@@ -539,6 +542,7 @@ int proto_mount_root_encode(const struct proto_mount_root *m, uint8_t *out, size
 	proto_put32(out, m->disk);
 	proto_put32(out + 4, m->flags);
 	proto_put32(out + 8, m->wait_ms);
+	proto_put32(out + 12, m->upper);
 	return PROTO_MOUNT_ROOT_SIZE;
 }
 
@@ -546,7 +550,8 @@ int proto_mount_root_decode(const uint8_t *p, uint32_t len, struct proto_mount_r
 {
 	if (len != PROTO_MOUNT_ROOT_SIZE)
 		return -EPROTO;
-	struct proto_mount_root m = {proto_get32(p), proto_get32(p + 4), proto_get32(p + 8)};
+	struct proto_mount_root m = {proto_get32(p), proto_get32(p + 4), proto_get32(p + 8),
+	                             proto_get32(p + 12)};
 	if (mount_root_check(&m) < 0)
 		return -EPROTO;
 	*out = m;

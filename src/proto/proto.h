@@ -91,7 +91,7 @@ struct proto_hdr {
 #define PROTO_MAX_SIGNAL      64
 #define PROTO_MAX_ERRNO       4095
 #define PROTO_MAX_HOSTNAME    64 /* Linux's HOST_NAME_MAX */
-#define PROTO_MOUNT_ROOT_SIZE 12
+#define PROTO_MOUNT_ROOT_SIZE 16
 #define PROTO_MAX_DISK        7
 #define PROTO_MAX_WAIT_MS     600000
 
@@ -449,13 +449,17 @@ int proto_hostname_valid(const char *s);
 int proto_hostname_encode(const struct proto_hostname *m, uint8_t *out, size_t cap);
 int proto_hostname_decode(const uint8_t *p, uint32_t len, struct proto_hostname *out);
 
-/* MOUNT_ROOT: disk slot (0..7; the disk whose serial is "diskN"), flags
- * (0), how long to wait for the disk to have a capacity (ms, at most
- * 600000). The agent answers DONE or ERROR with the same id. */
+/* MOUNT_ROOT: disk slot (0..7; the disk whose serial is "diskN"), flags,
+ * how long to wait for the disks to have a capacity (ms, at most 600000),
+ * and with PROTO_ROOT_UPPER_DISK the slot of the ext4 disk that holds the
+ * overlay's upper layer (another slot; else 0, and the upper is memory).
+ * The agent answers DONE or ERROR with the same id. */
+#define PROTO_ROOT_UPPER_DISK 1u
 struct proto_mount_root {
 	uint32_t disk;
 	uint32_t flags;
 	uint32_t wait_ms;
+	uint32_t upper;
 };
 
 int proto_mount_root_encode(const struct proto_mount_root *m, uint8_t *out, size_t cap);

@@ -61,7 +61,7 @@ def _lib():
         "msb_vm_start": (c_int, [POINTER(VmOpts), POINTER(c_void_p), POINTER(Err)]),
         "msb_vm_agent": (c_char_p, [c_void_p]),
         "msb_vm_hostname": (c_char_p, [c_void_p]),
-        "msb_vm_mount_root": (c_int, [c_void_p, c_uint, c_int, POINTER(Err)]),
+        "msb_vm_mount_root": (c_int, [c_void_p, c_uint, c_int, c_int, POINTER(Err)]),
         "msb_vm_log": (c_char_p, [c_void_p]),
         "msb_vm_pid": (c_int, [c_void_p]),
         "msb_vm_ping": (c_int, [c_void_p, c_int, POINTER(Err)]),
@@ -79,6 +79,7 @@ def _lib():
         "msb_exec_resize": (c_int, [c_void_p, c_uint, c_uint, POINTER(Err)]),
         "msb_exec_wait": (c_int, [c_void_p, c_int, POINTER(Exit), POINTER(Err)]),
         "msb_exec_free": (None, [c_void_p]),
+        "msb_disk_make": (c_int, [c_char_p, ctypes.c_uint64, POINTER(Err)]),
     }
     for name, (res, args) in sigs.items():
         f = getattr(lib, name)
@@ -103,6 +104,12 @@ def _strv(items):
         arr[i] = s.encode() if isinstance(s, str) else s
     arr[len(items)] = None
     return arr
+
+
+def disk_make(path, size=64 << 20):
+    """A writable layer (sparse ext4) at @path, as project sandboxes have."""
+    err = Err()
+    _check(LIB.msb_disk_make(str(path).encode(), size, byref(err)), err)
 
 
 class Exec:
@@ -219,9 +226,9 @@ class VM:
         finally:
             x.free()
 
-    def mount_root(self, disk=0, wait_ms=30000):
+    def mount_root(self, disk=0, wait_ms=30000, upper=-1):
         err = Err()
-        _check(LIB.msb_vm_mount_root(self.h, disk, wait_ms, byref(err)), err)
+        _check(LIB.msb_vm_mount_root(self.h, disk, upper, wait_ms, byref(err)), err)
 
     def snapshot(self, timeout_ms=300000):
         err = Err()

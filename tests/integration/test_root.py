@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT
-from msbvm import MsbError, VM
+from msbvm import MsbError, VM, disk_make
 
 INITRD = ROOT / "build" / "tests" / "guest" / "agent-test.cpio"
 MKEROFS = ROOT / "build" / "tools" / "mkerofs"
@@ -101,6 +101,44 @@ def test_image_root_after_a_restore(vm):
     assert st.code == 0, err
     assert out == (f"/bin/busybox security.capability {CAP}\n"
                    "/bin user.note 6869\n").encode(), out
+
+
+def test_writable_layer_keeps_changes_between_runs(image, tmp_path):
+    """A project sandbox's upper layer is an ext4 disk of its own: what one
+    run writes (a new file, a changed and a deleted image file) the next run
+    of the same disk sees, on the unchanged image; another disk does not."""
+    img, _ = image
+    before = digest(img)
+    mine, other = tmp_path / "mine.ext4", tmp_path / "other.ext4"
+    disk_make(mine)
+    disk_make(other)
+    assert mine.stat().st_blocks * 512 < 16 << 20  # sparse: a limit, not space
+
+    def run(disk, script):
+        v = VM(mem_mib=256, initrd=INITRD, disks=[(img, False), (disk, True)])
+        try:
+            v.mount_root(0, upper=1)
+            st, out, err = v.run(["sh", "-c", script])
+            assert st.code == 0, err
+            v.stop()  # a clean power-off: the guest syncs its writes
+            return out
+        finally:
+            v.destroy()
+
+    run(mine, "echo kept > /etc/kept && echo changed > /etc/os-release && "
+              "rm /bin/true && mkdir -p /home/app/data && echo d > /home/app/data/f")
+    out = run(mine, "cat /etc/kept /etc/os-release /home/app/data/f; test -e /bin/true; echo $?")
+    assert out == b"kept\nchanged\nd\n1\n", out
+    out = run(other, "cat /etc/os-release; test -e /etc/kept; echo $?")
+    assert out == b"NAME=msb-test-root\n1\n", out
+    assert digest(img) == before
+    with pytest.raises(MsbError) as e:  # the root's own slot cannot be its upper
+        v = VM(mem_mib=256, initrd=INITRD, disks=[(img, False)])
+        try:
+            v.mount_root(0, upper=0)
+        finally:
+            v.destroy()
+    assert "writable layer disk" in e.value.msg
 
 
 WHO = ["sh", "-c", 'echo "$(id -u) $(id -g) $(id -G)"; echo "$HOME"']

@@ -225,11 +225,12 @@ static void test_snapshot_and_restore(void **state)
 	                                  {"disk0", "/d/mine.img", 1, 1}};
 	c.files = two;
 	c.nfiles = 2;
-	c.placeholder = "/s/vm.snap.phost-empty";
+	const char *const empties[] = {NULL, "/s/vm.snap.phost-empty1"};
+	c.placeholders = empties;
 	c.start = PHOST_SNAPSHOT;
 	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
 	assert_non_null(strstr(arg_after(&a, "-drive", 1), "readonly=off"));
-	assert_non_null(strstr(arg_after(&a, "-drive", 1), "file=/s/vm.snap.phost-empty"));
+	assert_non_null(strstr(arg_after(&a, "-drive", 1), "file=/s/vm.snap.phost-empty1"));
 	c.start = PHOST_RESTORE;
 	assert_int_equal(phost_cmd_build(&c, &a, &err), 0);
 	assert_non_null(strstr(arg_after(&a, "-drive", 1), "file=/d/mine.img"));

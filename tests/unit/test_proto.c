@@ -829,7 +829,7 @@ static void test_fixed_messages(void **state)
 	y.pid = 0;
 	assert_int_equal(proto_ready_encode(&y, b, sizeof(b)), -EINVAL);
 
-	struct proto_mount_root mr = {3, 0, 5000}, mrd;
+	struct proto_mount_root mr = {3, 0, 5000, 0}, mrd;
 	assert_int_equal(proto_mount_root_encode(&mr, b, sizeof(b)), PROTO_MOUNT_ROOT_SIZE);
 	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), 0);
 	assert_int_equal(mrd.disk, 3);
@@ -842,6 +842,22 @@ static void test_fixed_messages(void **state)
 	proto_put32(b + 4, 0);
 	proto_put32(b + 8, PROTO_MAX_WAIT_MS + 1);
 	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+	proto_put32(b + 8, 0);
+	proto_put32(b + 12, 1); /* an upper slot without the flag */
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+
+	/* the writable layer on its own disk: another slot, in range */
+	struct proto_mount_root up = {0, PROTO_ROOT_UPPER_DISK, 100, 1};
+	assert_int_equal(proto_mount_root_encode(&up, b, sizeof(b)), PROTO_MOUNT_ROOT_SIZE);
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), 0);
+	assert_int_equal(mrd.flags, PROTO_ROOT_UPPER_DISK);
+	assert_int_equal(mrd.upper, 1);
+	proto_put32(b + 12, 0); /* the root's own disk */
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+	proto_put32(b + 12, PROTO_MAX_DISK + 1);
+	assert_int_equal(proto_mount_root_decode(b, PROTO_MOUNT_ROOT_SIZE, &mrd), -EPROTO);
+	up.upper = 0;
+	assert_int_equal(proto_mount_root_encode(&up, b, sizeof(b)), -EINVAL);
 
 	uint8_t hb[PROTO_MAX_HOSTNAME + 8];
 	struct proto_hostname hn = {"msb-1a2b.example"}, hnd;

@@ -170,6 +170,23 @@ struct msb_vm_disk {
 
 #define MSB_VM_DISK_SLOTS 4 /* every VM has these; a disk fills one */
 
+/* A writable layer's size: the file is sparse, so this is a limit on what
+ * the sandbox may keep, not space taken. */
+#define MSB_DISK_MIN_SIZE     (64ull << 20)
+#define MSB_DISK_MAX_SIZE     (1024ull << 30)
+#define MSB_DISK_DEFAULT_SIZE (16ull << 30)
+
+/*
+ * Makes a writable layer at @path for msb_vm_mount_root(): a sparse file of
+ * @size bytes formatted as ext4 by mke2fs (no root needed), owned by the
+ * guest's root, written under a temporary name and renamed, so @path is
+ * either whole or absent. Returns 0 or a negative errno with @err set.
+ */
+int msb_disk_make(const char *path, uint64_t size, struct msb_err *err);
+
+/* The space @path takes on the host's disk (its allocated blocks). */
+int msb_disk_usage(const char *path, uint64_t *bytes, struct msb_err *err);
+
 struct msb_vm_opts {
 	size_t size;         /* sizeof(struct msb_vm_opts) */
 	const char *kernel;  /* the guest kernel (ELF vmlinux); NULL: msb's own */
@@ -236,13 +253,16 @@ int msb_vm_prepare(const struct msb_vm_opts *opts, struct msb_err *err);
 
 /*
  * Mounts the erofs image on disk slot @disk (msb_vm_opts.disks) as the
- * sandbox's root: read-only under an overlay whose upper layer is memory,
+ * sandbox's root: read-only under an overlay whose upper layer is memory
+ * (@upper -1) or the ext4 file system on writable disk slot @upper, which
+ * keeps the sandbox's changes between runs (msb_disk_make() makes one);
  * with /proc, /sys, /dev, /dev/pts, /dev/shm and /tmp. Later execs run in
- * it. The agent waits up to @wait_ms for the disk to have a capacity (a
+ * it. The agent waits up to @wait_ms for the disks to have a capacity (a
  * restored VM learns it from a config-change interrupt). Returns 0 or a
  * negative errno with @err set (-ENODEV: no disk in that slot).
  */
-int msb_vm_mount_root(struct msb_vm *vm, unsigned disk, int wait_ms, struct msb_err *err);
+int msb_vm_mount_root(struct msb_vm *vm, unsigned disk, int upper, int wait_ms,
+                      struct msb_err *err);
 
 /* The guest's hostname, owned by @vm. */
 const char *msb_vm_hostname(const struct msb_vm *vm);

@@ -362,16 +362,21 @@ fail:
 	return e;
 }
 
-int msb_vm_mount_root(struct msb_vm *vm, unsigned disk, int wait_ms, struct msb_err *err)
+int msb_vm_mount_root(struct msb_vm *vm, unsigned disk, int upper, int wait_ms, struct msb_err *err)
 {
 	if (disk >= MSB_VM_DISK_SLOTS)
 		return err_set(err, -EINVAL, "disk %u: a sandbox has disks 0..%d", disk,
 		               MSB_VM_DISK_SLOTS - 1);
+	if (upper >= MSB_VM_DISK_SLOTS || upper < -1 || upper == (int)disk)
+		return err_set(err, -EINVAL, "writable layer disk %d: another of 0..%d, or -1",
+		               upper, MSB_VM_DISK_SLOTS - 1);
 	if (vm->dead)
 		return conn_dead(vm, err);
 	if (vm->next_id == 0)
 		return err_set(err, -EMFILE, "this VM has run all the requests it can");
 	struct proto_mount_root m = {.disk = disk,
+	                             .flags = upper >= 0 ? PROTO_ROOT_UPPER_DISK : 0,
+	                             .upper = upper >= 0 ? (uint32_t)upper : 0,
 	                             .wait_ms = wait_ms < 0 ? 0
 	                                        : (unsigned)wait_ms > PROTO_MAX_WAIT_MS
 	                                            ? PROTO_MAX_WAIT_MS

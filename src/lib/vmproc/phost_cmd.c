@@ -201,7 +201,7 @@ int phost_cmd_build(const struct phost_cmd *c, struct argbuf *a, struct msb_err 
 	for (size_t i = 0; i < c->nfiles; i++) {
 		const char *path = c->files[i].path;
 		if (c->start == PHOST_SNAPSHOT && c->files[i].per_start)
-			path = c->placeholder;
+			path = c->placeholders ? c->placeholders[i] : NULL;
 		if (!path || !qemu_opt_safe(path))
 			return err_set(err, -EINVAL, "bad path for shared file %s",
 			               c->files[i].name);

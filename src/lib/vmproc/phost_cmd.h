@@ -34,9 +34,10 @@ struct phost_cmd {
 	uint32_t vsock_port; /* relay the stream to this guest port; 0: stdio */
 	enum phost_start start;
 	const char *ram; /* guest RAM file, for PHOST_SNAPSHOT and PHOST_RESTORE */
-	/* PHOST_SNAPSHOT: an empty file that stands for each per_start file
-	 * (its disk slot is in the snapshot, the file is bound at restore) */
-	const char *placeholder;
+	/* PHOST_SNAPSHOT: by file index, an empty file that stands for each
+	 * per_start file (its disk slot is in the snapshot, the file is bound
+	 * at restore); one each, since QEMU locks a file a drive writes */
+	const char *const *placeholders;
 };
 
 #define PHOST_VSOCK_PATH "/run/vsock.sock" /* msb-vmm's socket inside the host */

@@ -389,20 +389,19 @@ static int restore(struct msb_vmproc *p, const struct phost_cmd *c, const char *
 	return e;
 }
 
-/* Removes this prefix's snapshots of other keys: made for files since
+/* Removes this family's snapshots of other keys: made for files since
  * replaced. A host still running from one keeps its mapping. */
-static void remove_stale(const char *dir, const char *prefix, const char *keep)
+static void remove_stale(const char *dir, const char *family, const char *keep)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
-	char pre[300];
-	snprintf(pre, sizeof(pre), "%s.phost-", prefix);
+	char pre[310];
+	snprintf(pre, sizeof(pre), "%s-", family);
 	struct dirent *ent;
 	while ((ent = readdir(d))) {
 		if (strncmp(ent->d_name, pre, strlen(pre)) ||
-		    !strncmp(ent->d_name, keep, strlen(keep)) ||
-		    !strcmp(ent->d_name + strlen(pre), "empty"))
+		    !strncmp(ent->d_name, keep, strlen(keep)))
 			continue;
 		unlinkat(dirfd(d), ent->d_name, 0);
 	}
@@ -423,8 +422,9 @@ static int sync_and_rename(const char *tmp, const char *path)
 
 /* Makes the snapshot unless it is there, under the directory's lock. */
 static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *dir,
-                  const char *prefix, const char *base, const char *ram, const char *state,
-                  void (*progress)(void *, const char *), void *progress_arg, struct msb_err *err)
+                  const char *prefix, const char *family, const char *base, const char *ram,
+                  const char *state, void (*progress)(void *, const char *), void *progress_arg,
+                  struct msb_err *err)
 {
 	if (access(state, R_OK) == 0 && access(ram, R_OK) == 0)
 		return 0;
@@ -441,7 +441,7 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 			break;
 		}
 	if (!e && (access(state, R_OK) < 0 || access(ram, R_OK) < 0)) {
-		remove_stale(dir, prefix, base);
+		remove_stale(dir, family, base);
 		char ram_tmp[4200], state_tmp[4200];
 		int rfd = -1, sfd = -1;
 		if (fs_path(ram_tmp, sizeof(ram_tmp), "%s.XXXXXX", ram) ||
@@ -487,6 +487,45 @@ static int ensure(struct msb_vmproc *p, const struct phost_cmd *c, const char *d
 	return e;
 }
 
+/* phost_snap_start() once the placeholders are there. */
+static int start_from(struct msb_vmproc *p, const struct phost_cmd *c, const char *dir,
+                      const char *prefix, void (*progress)(void *, const char *),
+                      void *progress_arg, struct msb_err *err)
+{
+	uint64_t key = 0;
+	int e = snapshot_key(c, &key, err);
+	if (e)
+		return e;
+	/* The per-start disks' layout names a family of snapshots of its own
+	 * (and is in the key, through QEMU's command line): a throwaway
+	 * sandbox (one read-only disk) and a project sandbox (plus its
+	 * writable layer) each keep theirs, instead of each start of the other
+	 * kind replacing the one snapshot. */
+	char layout[PHOST_MAX_FILES + 2] = "";
+	size_t nl = 0;
+	for (size_t i = 0; i < c->nfiles && nl < PHOST_MAX_FILES; i++)
+		if (c->files[i].per_start)
+			layout[nl++] = c->files[i].writable ? 'w' : 'r';
+	layout[nl] = 0;
+	char family[300], base[340], ram[4400], state[4400];
+	snprintf(family, sizeof(family), "%s.phost-%s", prefix, nl ? layout : "0");
+	snprintf(base, sizeof(base), "%s-%016llx.", family, (unsigned long long)key);
+	if (fs_path(ram, sizeof(ram), "%s/%sram", dir, base) ||
+	    fs_path(state, sizeof(state), "%s/%sstate", dir, base))
+		return err_set(err, -ENAMETOOLONG, "path too long: %s", dir);
+	for (int attempt = 0;; attempt++) {
+		if ((e = ensure(p, c, dir, prefix, family, base, ram, state, progress, progress_arg,
+		                err)))
+			return e;
+		if ((e = restore(p, c, ram, state, err)) != -EPROTO || attempt)
+			return e;
+		/* A damaged snapshot, or one this QEMU cannot load: make it
+		 * again, once. */
+		unlink(state);
+		unlink(ram);
+	}
+}
+
 int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char *path,
                      void (*progress)(void *, const char *), void *progress_arg,
                      struct msb_err *err)
@@ -504,36 +543,36 @@ int phost_snap_start(struct msb_vmproc *p, const struct phost_cmd *c, const char
 		snprintf(dir, sizeof(dir), ".");
 	if (!*prefix || strlen(prefix) > 200)
 		return err_set(err, -EINVAL, "bad snapshot path %s", path);
-	/* Each per-start file's slot holds this empty file in the snapshot;
+	/* Each per-start file's slot holds an empty file in the snapshot;
 	 * init binds the disk again after the restore, and the driver then
 	 * reads the real file's size. */
-	char empty[4400];
-	if (fs_path(empty, sizeof(empty), "%s/%s.phost-empty", dir, prefix))
-		return err_set(err, -ENAMETOOLONG, "path too long: %s", dir);
-	struct phost_cmd with = *c;
-	with.placeholder = empty;
-	c = &with;
-	int efd = open(empty, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (efd < 0)
-		return err_set(err, -errno, "cannot create %s: %s", empty, strerror(errno));
-	close(efd);
-	uint64_t key = 0;
-	int e = snapshot_key(c, &key, err);
-	if (e)
-		return e;
-	char base[300], ram[4400], state[4400];
-	snprintf(base, sizeof(base), "%s.phost-%016llx.", prefix, (unsigned long long)key);
-	if (fs_path(ram, sizeof(ram), "%s/%sram", dir, base) ||
-	    fs_path(state, sizeof(state), "%s/%sstate", dir, base))
-		return err_set(err, -ENAMETOOLONG, "path too long: %s", dir);
-	for (int attempt = 0;; attempt++) {
-		if ((e = ensure(p, c, dir, prefix, base, ram, state, progress, progress_arg, err)))
-			return e;
-		if ((e = restore(p, c, ram, state, err)) != -EPROTO || attempt)
-			return e;
-		/* A damaged snapshot, or one this QEMU cannot load: make it
-		 * again, once. */
-		unlink(state);
-		unlink(ram);
+	char(*empty)[4400] = calloc(PHOST_MAX_FILES, sizeof(*empty));
+	const char *empties[PHOST_MAX_FILES] = {0};
+	if (!empty)
+		return err_set(err, -ENOMEM, "out of memory");
+	int e = 0;
+	for (size_t i = 0; !e && i < c->nfiles && i < PHOST_MAX_FILES; i++) {
+		if (!c->files[i].per_start)
+			continue;
+		char n[16] = "";
+		if (i)
+			snprintf(n, sizeof(n), "%zu", i);
+		if (fs_path(empty[i], sizeof(empty[i]), "%s/%s.phost-empty%s", dir, prefix, n)) {
+			e = err_set(err, -ENAMETOOLONG, "path too long: %s", dir);
+			break;
+		}
+		int efd = open(empty[i], O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (efd < 0)
+			e = err_set(err, -errno, "cannot create %s: %s", empty[i], strerror(errno));
+		else
+			close(efd);
+		empties[i] = empty[i];
 	}
+	if (!e) {
+		struct phost_cmd with = *c;
+		with.placeholders = empties;
+		e = start_from(p, &with, dir, prefix, progress, progress_arg, err);
+	}
+	free(empty);
+	return e;
 }
