@@ -38,7 +38,7 @@ VMM_PURE_SRCS := src/vmm/memory.c src/vmm/boot.c src/vmm/mptable.c src/vmm/seria
 	src/vmm/evloop.c \
 	src/vmm/timing.c src/vmm/snapfile.c
 
-all: $(B)/bin/msb $(B)/bin/msx $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
+all: $(B)/bin/msb $(B)/bin/msx $(B)/bin/msi $(B)/bin/msr $(B)/libexec/msb/msb-kvm-smoke $(B)/libexec/msb/msb-vmm \
 	$(B)/share/msb/kvm-smoke-guest.bin $(B)/share/msb/agent.cpio $(B)/lib/libmsb.so phost kernel
 
 # -fPIC: the same objects make libmsb.a and libmsb.so
@@ -65,6 +65,13 @@ $(B)/bin/msb: $(CLI_OBJS) $(B)/lib/libmsb.a
 
 # msx is `msb exe` under its own name (main() looks at argv[0]).
 $(B)/bin/msx: $(B)/bin/msb
+	ln -sfn msb $@
+
+# msi is `msb install`, and msr `msb run`, the same way.
+$(B)/bin/msi: $(B)/bin/msb
+	ln -sfn msb $@
+
+$(B)/bin/msr: $(B)/bin/msb
 	ln -sfn msb $@
 
 $(MUSL_INC)/.stamp:

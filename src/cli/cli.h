@@ -46,6 +46,21 @@ int cli_open_store(struct store **out);
 /* 1 when MSB_INSECURE_REGISTRIES names @name's registry. */
 int cli_insecure_registry(const char *name);
 
+/* How cli_image_open() pulls an image that is not here. */
+struct cli_pull {
+	const char *platform; /* NULL: this machine's */
+	int insecure, quiet;
+};
+
+struct store_image;
+struct image_config;
+/* Finds image @name in the store, pulling it first when it is not there
+ * (with progress unless @how->quiet): its record, erofs path and config
+ * (free both), and *guard, the store's shared guard to store_unlock() once
+ * a VM has the image open. Returns 0, or 1 after printing the error. */
+int cli_image_open(const char *name, const struct cli_pull *how, struct store_image *im,
+                   char *erofs, size_t erofs_len, struct image_config *cfg, int *guard);
+
 int cmd_info(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_image(int argc, char **argv);
@@ -63,7 +78,16 @@ int cmd_add(int argc, char **argv);
 int cmd_remove(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_tree(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+int cmd_up(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_log(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_prepare(int argc, char **argv);
+int cmd_install(int argc, char **argv);
+int cmd_uninstall(int argc, char **argv);
 
 #endif

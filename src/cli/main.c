@@ -15,6 +15,17 @@ static const struct cli_cmd commands[] = {
     {"rm", NULL, cmd_remove},
     {"list", "the project's sandboxes and builds", cmd_list},
     {"tree", "the project's sandboxes as a tree of what they depend on", cmd_tree},
+    {"run", "run a script of a project sandbox, which keeps its files (alias: r; or: msr)",
+     cmd_run},
+    {"r", NULL, cmd_run},
+    {"shell", "an interactive shell in a project sandbox", cmd_shell},
+    {"up", "start the project's sandboxes in the background, in depends_on order", cmd_up},
+    {"down", "stop the project's running sandboxes, dependants first", cmd_down},
+    {"status", "the project's sandboxes: running, uptime, CPU, memory, disk (alias: ps)",
+     cmd_status},
+    {"ps", NULL, cmd_status},
+    {"log", "what a sandbox started in the background wrote", cmd_log},
+    {"clean", "remove what project sandboxes kept between runs", cmd_clean},
     {"pull", "download an image from its registry", cmd_pull},
     {"exe", "run a command in a throwaway sandbox of an image (alias: x)", cmd_exe},
     {"x", NULL, cmd_exe},
@@ -25,6 +36,9 @@ static const struct cli_cmd commands[] = {
     {"logout", "forget a registry's credentials", cmd_logout},
     {"prepare", "make a VM shape's warm-start image now, so its first sandbox starts warm",
      cmd_prepare},
+    {"install", "put a command on your PATH that runs an image in a sandbox (or: msi)",
+     cmd_install},
+    {"uninstall", "remove a command msb install put on your PATH", cmd_uninstall},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -35,7 +49,7 @@ static void usage(FILE *f)
 	           "microVMs.\n\nCommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (commands[i].summary) /* aliases are not listed */
-			fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+			fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	        "\nRun 'msb COMMAND --help' for a command's options.\n"
 	        "Environment: MSB_HOST=native|portable|auto (default auto), MSB_HOME (the store,\n"
@@ -119,6 +133,10 @@ int main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/');
 	if (!strcmp(base ? base + 1 : argv[0], "msx"))
 		return cmd_exe(argc, argv);
+	if (!strcmp(base ? base + 1 : argv[0], "msi")) /* and msi is `msb install` */
+		return cmd_install(argc, argv);
+	if (!strcmp(base ? base + 1 : argv[0], "msr")) /* and msr is `msb run` */
+		return cmd_run(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -2,6 +2,7 @@
 import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 
@@ -38,6 +39,28 @@ def env(tmp_path):
     return e
 
 
+@pytest.fixture(scope="module")
+def vm_shared(tmp_path_factory):
+    """VM snapshots and the host probe, shared by a module's tests."""
+    d = tmp_path_factory.mktemp("msb-vm-shared")
+    (d / "snapshots").mkdir()
+    (d / "xdg").mkdir()
+    return d
+
+
+@pytest.fixture
+def home(env, tmp_path, vm_shared):
+    """`env` with its own MSB_HOME (sharing the module's VM snapshots), a shared
+    XDG_CACHE_HOME and a DOCKER_CONFIG of its own."""
+    h = pathlib.Path(env["MSB_HOME"])
+    h.mkdir(parents=True)
+    (h / "snapshots").symlink_to(vm_shared / "snapshots")
+    env["XDG_CACHE_HOME"] = str(vm_shared / "xdg")
+    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
+    env.pop("MSB_INSECURE_REGISTRIES", None)
+    return env
+
+
 def msb(env, *args, timeout=300, **kw):
     return subprocess.run([str(MSB), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, **kw)
@@ -54,3 +77,28 @@ def children():
         except OSError:
             pass
     return kids
+
+
+def pty_read_until(fd, needle, timeout=120):
+    """What the pty master gives until @needle appears (or the time is up)."""
+    import select
+    out = b""
+    end = time.monotonic() + timeout
+    while needle not in out and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def pty_winsize(fd, rows, cols):
+    import fcntl
+    import struct
+    import termios
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

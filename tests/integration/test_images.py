@@ -28,7 +28,7 @@ import uuid
 
 import pytest
 
-from conftest import MSB, msb
+from conftest import pty_read_until, pty_winsize, MSB, msb
 from registry import *  # noqa: F401,F403
 from registry import (F, LONG_PATH, PASSWD, _base_layer, _busybox_members, _free_port,
                       _hostile_layer)
@@ -42,27 +42,6 @@ STORE_TOP = {"blobs", "images", "msb.db", "msb.db-wal", "msb.db-shm", "msb.db-jo
 # --------------------------------------------------------------------------------------
 # environment
 # --------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def vm_shared(tmp_path_factory):
-    d = tmp_path_factory.mktemp("msb-vm-shared")
-    (d / "snapshots").mkdir()
-    (d / "xdg").mkdir()
-    return d
-
-
-@pytest.fixture
-def home(env, tmp_path, vm_shared):
-    """`env` with its own MSB_HOME (sharing the module's VM snapshots), a shared
-    XDG_CACHE_HOME and a DOCKER_CONFIG of its own."""
-    h = pathlib.Path(env["MSB_HOME"])
-    h.mkdir(parents=True)
-    (h / "snapshots").symlink_to(vm_shared / "snapshots")
-    env["XDG_CACHE_HOME"] = str(vm_shared / "xdg")
-    env["DOCKER_CONFIG"] = str(tmp_path / "docker-config")
-    env.pop("MSB_INSECURE_REGISTRIES", None)
-    return env
-
 
 @pytest.fixture
 def vm():
@@ -965,31 +944,6 @@ def test_full_disk(home, registry, oci_images, tmp_path):
 # the user's terminal and signals
 # --------------------------------------------------------------------------------------
 
-def _read_until(fd, needle, timeout=120):
-    """What the pty master gives until @needle appears (or the time is up)."""
-    import select
-    out = b""
-    end = time.monotonic() + timeout
-    while needle not in out and time.monotonic() < end:
-        r, _, _ = select.select([fd], [], [], 0.5)
-        if r:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-    return out
-
-
-def _winsize(fd, rows, cols):
-    import fcntl
-    import struct
-    import termios
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-
-
 GUEST_TTY_SCRIPT = ('tty; stty size; trap "stty size; exit 5" WINCH; '
                     'trap "echo got-INT; exit 7" INT; echo READY; '
                     'while true; do sleep 0.1; done')
@@ -1004,20 +958,20 @@ def test_exe_terminal(home, registry, oci_images, vm):
     pull(home, ref)
     for action, want_rc, want_out in (("resize", 5, b"33 101"), ("ctrl-c", 7, b"got-INT")):
         master, slave = os.openpty()
-        _winsize(master, 24, 80)
+        pty_winsize(master, 24, 80)
         p = subprocess.Popen([str(MSB), *EXE, ref, "--", "sh", "-c", GUEST_TTY_SCRIPT],
                              env=home, stdin=slave, stdout=slave, stderr=slave,
                              start_new_session=True)
         os.close(slave)
         try:
-            out = _read_until(master, b"READY")
+            out = pty_read_until(master, b"READY")
             assert b"/dev/pts/" in out and b"24 80" in out, out
             if action == "resize":
-                _winsize(master, 33, 101)
+                pty_winsize(master, 33, 101)
                 p.send_signal(signal.SIGWINCH)
             else:
                 os.write(master, b"\x03")
-            out += _read_until(master, want_out, timeout=60)
+            out += pty_read_until(master, want_out, timeout=60)
             assert p.wait(timeout=60) == want_rc, out
             assert want_out in out, out
         finally:

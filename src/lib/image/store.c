@@ -37,6 +37,18 @@ static const char *const migrations[] = {
     "  ref TEXT PRIMARY KEY,"
     "  manifest_digest TEXT NOT NULL REFERENCES images,"
     "  updated_at INTEGER NOT NULL);",
+    /* 1 -> 2: the sandboxes msb processes keep running (sandbox_records.h). */
+    "CREATE TABLE sandboxes ("
+    "  project TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  keeper INTEGER NOT NULL,"
+    "  keeper_start INTEGER NOT NULL,"
+    "  vmm INTEGER NOT NULL DEFAULT 0,"
+    "  socket TEXT NOT NULL DEFAULT '',"
+    "  log TEXT NOT NULL DEFAULT '',"
+    "  started INTEGER NOT NULL,"
+    "  detached INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (project, name));",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

@@ -9,7 +9,8 @@
  *   locks/<hex>.lock        flock()s: one downloader per blob, one builder
  *                           per image, across processes
  *   msb.db                  SQLite: references -> manifest digests, images,
- *                           the blobs each image uses
+ *                           the blobs each image uses, the sandboxes
+ *                           running (sandbox_records.h)
  *
  * Files appear under their final name only complete (temporary name,
  * fsync, rename, directory fsync), so a killed pull leaves a store that is
@@ -24,7 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 

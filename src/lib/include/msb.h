@@ -375,6 +375,14 @@ uint32_t msb_exec_pid(const struct msb_exec *x);
 int msb_exec_write(struct msb_exec *x, const void *buf, size_t len, int timeout_ms,
                    struct msb_err *err);
 
+/*
+ * Like msb_exec_write() without waiting: sends as much of @buf as flow
+ * control allows now and returns how many bytes that was (0: none yet; try
+ * again when msb_vm_poll_fd() is readable), or a negative errno with @err
+ * set. For callers that serve several commands from one loop.
+ */
+ssize_t msb_exec_write_some(struct msb_exec *x, const void *buf, size_t len, struct msb_err *err);
+
 /* Ends the command's stdin (it reads end of file). Returns 0 or a negative
  * errno with @err set. */
 int msb_exec_close_stdin(struct msb_exec *x, struct msb_err *err);

@@ -126,6 +126,37 @@ uint32_t msb_exec_pid(const struct msb_exec *x)
 	return x->pid;
 }
 
+ssize_t msb_exec_write_some(struct msb_exec *x, const void *buf, size_t len, struct msb_err *err)
+{
+	struct msb_vm *vm = x->vm;
+	if (!x->stdin_open)
+		return err_set(err, -EPIPE, "the command's stdin is %s",
+		               x->state == EXEC_RUNNING ? "closed or was not asked for" : "gone");
+	/* one look without waiting: credit the agent granted since */
+	int e = conn_pump(vm, 0, err);
+	if (e < 0 && e != -ETIMEDOUT && e != -EINTR)
+		return e;
+	if (vm->dead)
+		return conn_dead(vm, err);
+	if (x->state != EXEC_RUNNING)
+		return (ssize_t)len; /* it ended: what it did not read is dropped */
+	const uint8_t *p = buf;
+	size_t done = 0;
+	while (done < len && wbuf_len(&vm->wb) <= WB_HIGH) {
+		uint64_t avail = proto_credit_avail(&x->in);
+		if (avail == 0)
+			break;
+		size_t n = len - done < STDIN_CHUNK ? len - done : STDIN_CHUNK;
+		if (n > avail)
+			n = (size_t)avail;
+		proto_credit_take(&x->in, n);
+		if ((e = conn_send(vm, PROTO_STDIN, x->id, p + done, (uint32_t)n, err)))
+			return e;
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
 int msb_exec_write(struct msb_exec *x, const void *buf, size_t len, int timeout_ms,
                    struct msb_err *err)
 {
