@@ -5,6 +5,7 @@
  * one above it, as git finds its repository.
  */
 #include "cli.h"
+#include "sandbox_run.h"
 
 #include "lib/project/sandboxfile.h"
 
@@ -175,7 +176,7 @@ int cli_find_sandboxfile(const char *arg, char *path, size_t len)
 }
 
 /* -f handling and loading, shared by list and tree. */
-static int load_project(int argc, char **argv, struct sandboxfile **sf)
+static int load_project(int argc, char **argv, struct project *p)
 {
 	const char *file = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -191,14 +192,7 @@ static int load_project(int argc, char **argv, struct sandboxfile **sf)
 		list_usage(stderr, argv[0]);
 		return 3;
 	}
-	char path[PATH_MAX], why[1024];
-	if (cli_find_sandboxfile(file, path, sizeof(path)))
-		return 1;
-	if (sandboxfile_load(path, sf, why, sizeof(why)) < 0) {
-		fprintf(stderr, "msb: error: %s\n", why);
-		return 1;
-	}
-	return 0;
+	return project_open(file, p);
 }
 
 static int load_status(int r)
@@ -222,28 +216,37 @@ static void join(const struct sf_list *l, char *buf, size_t len)
 
 int cmd_list(int argc, char **argv)
 {
-	struct sandboxfile *sf;
-	int r = load_project(argc, argv, &sf);
+	struct project p;
+	int r = load_project(argc, argv, &p);
 	if (r)
 		return load_status(r);
-	printf("%-20s %-8s %-36s %8s %5s  %s\n", "NAME", "KIND", "IMAGE", "MEMORY", "CPUS",
-	       "DEPENDS ON");
+	const struct sandboxfile *sf = p.sf;
+	printf("%-20s %-8s %-36s %8s %5s  %-8s %s\n", "NAME", "KIND", "IMAGE", "MEMORY", "CPUS",
+	       "STATUS", "DEPENDS ON");
 	for (size_t i = 0; i < sf->nsandboxes; i++) {
 		const struct sf_sandbox *s = &sf->sandboxes[i];
 		char deps[512], mem[32];
 		join(&s->depends_on, deps, sizeof(deps));
 		snprintf(mem, sizeof(mem), "%u MiB", s->memory.v);
-		printf("%-20s %-8s %-36s %8s %5u  %s\n", s->name.s, "sandbox", s->image.s, mem,
-		       s->cpus.v, deps);
+		struct sandbox_record rec;
+		int up = sandbox_running(&p, s->name.s, &rec);
+		if (up > 0)
+			sandbox_record_free(&rec);
+		printf("%-20s %-8s %-36s %8s %5u  %-8s %s\n", s->name.s, "sandbox", s->image.s, mem,
+		       s->cpus.v,
+		       up > 0    ? "running"
+		       : up == 0 ? "stopped"
+		                 : "?",
+		       deps);
 	}
 	for (size_t i = 0; i < sf->nbuilds; i++) {
 		const struct sf_build *b = &sf->builds[i];
 		char mem[32];
 		snprintf(mem, sizeof(mem), "%u MiB", b->memory.v);
-		printf("%-20s %-8s %-36s %8s %5u  %s\n", b->name.s, "build", b->image.s, mem,
-		       b->cpus.v, "-");
+		printf("%-20s %-8s %-36s %8s %5u  %-8s %s\n", b->name.s, "build", b->image.s, mem,
+		       b->cpus.v, "-", "-");
 	}
-	sandboxfile_free(sf);
+	project_close(&p);
 	return 0;
 }
 
@@ -261,14 +264,15 @@ static void tree_node(const struct sandboxfile *sf, const struct sf_sandbox *s, 
 
 int cmd_tree(int argc, char **argv)
 {
-	struct sandboxfile *sf;
-	int r = load_project(argc, argv, &sf);
+	struct project p;
+	int r = load_project(argc, argv, &p);
 	if (r)
 		return load_status(r);
+	const struct sandboxfile *sf = p.sf;
 	/* The roots: sandboxes nothing depends on. */
 	char *needed = calloc(sf->nsandboxes ? sf->nsandboxes : 1, 1);
 	if (!needed) {
-		sandboxfile_free(sf);
+		project_close(&p);
 		return 1;
 	}
 	for (size_t i = 0; i < sf->nsandboxes; i++)
@@ -280,6 +284,6 @@ int cmd_tree(int argc, char **argv)
 	for (size_t i = 0; i < sf->nbuilds; i++)
 		printf("build %s (%s)\n", sf->builds[i].name.s, sf->builds[i].image.s);
 	free(needed);
-	sandboxfile_free(sf);
+	project_close(&p);
 	return 0;
 }

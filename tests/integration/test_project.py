@@ -50,12 +50,13 @@ def test_list_and_tree(env, tmp_path):
     # found from a directory below, as git finds its repository
     r = msb(env, "list", cwd=sub)
     assert r.returncode == 0, r.stderr
-    rows = [ln.split(None, 5) for ln in r.stdout.splitlines()[1:]]
+    rows = [ln.split(None, 6) for ln in r.stdout.splitlines()[1:]]
     assert [(x[0], x[1], x[2]) for x in rows] == [
         ("web", "sandbox", "nginx:1.27"), ("api", "sandbox", "python:3.11"),
         ("db", "sandbox", "postgres:16"), ("cache", "sandbox", "redis:7"),
         ("base", "build", "python:3")]
-    assert rows[1][3:] == ["512", "MiB", "2  db, cache"]
+    assert rows[1][3:] == ["512", "MiB", "2", "stopped  db, cache"]
+    assert rows[4][3:] == ["1024", "MiB", "1", "-        -"]
     r = msb(env, "tree", "-f", str(tmp_path / "Sandboxfile"))
     assert r.returncode == 0, r.stderr
     assert r.stdout == ("web (nginx:1.27)\n"

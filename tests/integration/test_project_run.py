@@ -174,6 +174,8 @@ def test_up_order_attach_status_log_down(home, image, tmp_path, vm):
         assert r.stdout.splitlines() == ["db: up", "api: up", "web: up"], r.stdout
         st = status(home, d)
         assert [st[n][0] for n in ("db", "api", "web", "idle")] == ["running"] * 3 + ["stopped"]
+        listed = {ln.split()[0]: ln.split()[6] for ln in run(home, d, "list").stdout.splitlines()[1:]}
+        assert listed == {"web": "running", "api": "running", "db": "running", "idle": "stopped"}
         # up again: nothing to do for those
         r = run(home, d, "up", "api")
         assert "db: running already" in r.stdout and "api: running already" in r.stdout
@@ -326,3 +328,28 @@ def test_help_and_usage(env, tmp_path):
     assert r.returncode == 1 and "has no log yet" in r.stderr
     r = run(env, tmp_path, "status")
     assert r.returncode == 1 and "Sandboxfile" in r.stderr
+
+
+def test_two_projects_with_the_same_sandbox_name(home, image, tmp_path, vm):
+    """Records, sockets and writable layers belong to a project: two projects'
+    `idle` run side by side, each keeps its own files, and stopping one leaves
+    the other running."""
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    for d in (one, two):
+        d.mkdir()
+        (d / "Sandboxfile").write_text(CHAIN.format(image=image))
+    try:
+        for d in (one, two):
+            assert run(home, d, "up", "idle").returncode == 0
+        for d in (one, two):
+            r = run(home, d, "run", "idle", "-e", f"echo {d.name} > /mine; cat /mine")
+            assert r.stdout == f"{d.name}\n", r.stderr
+        assert run(home, one, "down").stdout == "idle: down\n"
+        assert status(home, one)["idle"][0] == "stopped"
+        assert status(home, two)["idle"][0] == "running"
+        r = run(home, two, "run", "idle", "-e", "cat /mine")
+        assert r.stdout == "two\n", r.stderr
+    finally:
+        for d in (one, two):
+            run(home, d, "down")
