@@ -137,7 +137,7 @@ kernel:
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TEST_SRCS_lib := $(LIB_SRCS) src/tools/cpio.c $(VMM_PURE_SRCS) src/agent/session.c src/agent/spawn.c \
                  src/agent/user.c \
-                 src/agent/root.c
+                 src/agent/root.c src/cli/keeper_proto.c
 $(B)/tests/test_%: tests/unit/test_%.c $(TEST_SRCS_lib) src/kvmcheck/tinyvm_guest.S $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) -O1 -g $(SAN) $(INC) -Isrc -o $@ $< $(TEST_SRCS_lib) \

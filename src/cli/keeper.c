@@ -436,16 +436,26 @@ int keeper_serve(const struct keeper_opts *o)
 		for (size_t i = 1; i < n; i++)
 			if (client_io(o->vm, &atts[i], pf[2 + i].revents) < 0)
 				att_close_remote(&atts[i]);
+		/* the VM's news: output, credit, or its end, which without a main
+		 * command nobody else would notice */
+		if (pf[0].revents && msb_vm_pump(o->vm, &err) < 0)
+			failed = 1;
 		for (size_t i = 0; i < n && !failed; i++) {
 			struct att *a = &atts[i];
-			if ((a->remote && a->sock < 0) || feed_stdin(a, &err) < 0 ||
-			    drain_output(a, &err) < 0)
-				failed = a->remote ? 0 : err.code != 0;
-			if (a->remote && a->sock >= 0 && a->tx.len &&
+			if (a->remote && a->sock < 0)
+				continue;
+			if (feed_stdin(a, &err) < 0 || drain_output(a, &err) < 0) {
+				if (!a->remote)
+					failed = 1;
+				else
+					att_close_remote(a);
+				continue;
+			}
+			if (a->remote && a->tx.len &&
 			    client_io(o->vm, a, 0) < 0) /* what just came out goes now */
 				att_close_remote(a);
 		}
-		if (msb_vm_poll_fd(o->vm) < 0 || failed) {
+		if (failed) {
 			fprintf(stderr, "msb: error: %s\n",
 			        err.msg[0] ? err.msg : "the sandbox ended");
 			failed = 1;

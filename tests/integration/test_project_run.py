@@ -61,6 +61,11 @@ sandboxes:
     image: "{image}"
     memory: 256
     command: ["echo", "from command"]
+  two:
+    image: "{image}"
+    memory: 256
+    cpus: 2
+    shell: "/bin/ash"
 """
 
 
@@ -85,10 +90,16 @@ def test_run_scripts_env_args_exit_codes_and_kept_layer(home, image, tmp_path, v
     assert (r.returncode, r.stdout) == (7, "inline x\n"), r.stderr
     r = run(home, d, "run", "cmd_only", "--", "more")
     assert (r.returncode, r.stdout) == (0, "from command more\n"), r.stderr
+    # memory and cpus shape the VM; shell is what msb shell (and a script) runs
+    r = run(home, d, "run", "app", "-e", "grep MemTotal /proc/meminfo")
+    mem_kib = int(r.stdout.split()[1])
+    assert 180 * 1024 < mem_kib <= 256 * 1024, r.stdout
+    r = run(home, d, "shell", "two", input="nproc; echo $0\n")
+    assert (r.returncode, r.stdout) == (0, "2\n/bin/ash\n"), r.stderr
     # no VM for a script that is not there
     r = run(home, d, "run", "app~nope")
     assert r.returncode == 1
-    assert "sandbox 'app' has no script 'nope' (it has: start, keep, fail, stdin)" in r.stderr
+    assert "sandbox 'app' has no script 'nope' (it has: start, keep, fail, stdin)" in r.stderr, r.stderr
     r = run(home, d, "run", "nobody")
     assert r.returncode == 1 and "has no sandbox 'nobody'" in r.stderr, r.stderr
     # the writable layer: what one run writes, the next finds
@@ -213,25 +224,29 @@ def test_up_order_attach_status_log_down(home, image, tmp_path, vm):
 
 
 def test_killed_vmm_and_killed_keeper(home, image, tmp_path, vm):
-    """A VMM killed with SIGKILL: its keeper notices and ends; a keeper
-    killed with SIGKILL takes its VM along, and its record and socket are
-    cleaned by the next command that looks."""
+    """A VMM killed with SIGKILL: its keeper notices (even with no command
+    running in it) and ends; a keeper killed with SIGKILL takes its VM
+    along, and its record and socket are cleaned by the next command that
+    looks."""
     d = project(tmp_path, CHAIN.format(image=image))
     try:
         r = run(home, d, "up", "db", "idle")
         assert r.returncode == 0, r.stderr
         st = status(home, d)
-        os.kill(int(st["db"][1]), signal.SIGKILL)
-        keeper = keeper_of(d, "idle")
-        vmm = int(st["idle"][1])
+        idle_keeper = keeper_of(d, "idle")
+        os.kill(int(st["idle"][1]), signal.SIGKILL)
+        keeper = keeper_of(d, "db")
+        vmm = int(st["db"][1])
         os.kill(keeper, signal.SIGKILL)
         for _ in range(300):
-            if status(home, d)["db"][0] == "stopped":
+            if not os.path.exists(f"/proc/{idle_keeper}"):
                 break
             time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{idle_keeper}"), "the keeper of a dead VM goes on"
+        assert "sandbox 'idle' stopped" in (d / ".msb" / "log" / "idle.log").read_text()
         st = status(home, d)
         assert st["db"][0] == "stopped" and st["idle"][0] == "stopped", st
-        assert not (d / ".msb" / "sandboxes" / "idle" / "ctl.sock").exists()
+        assert not list((d / ".msb" / "sandboxes").glob("*/ctl.sock"))
         for _ in range(100):  # the VMM follows its keeper (parent-death signal)
             if not os.path.exists(f"/proc/{vmm}"):
                 break
@@ -240,7 +255,7 @@ def test_killed_vmm_and_killed_keeper(home, image, tmp_path, vm):
         r = run(home, d, "down")
         assert r.returncode == 0 and r.stdout == "", (r.stdout, r.stderr)
         # and they start again
-        r = run(home, d, "up", "idle")
+        r = run(home, d, "up", "db", "idle")
         assert r.returncode == 0, r.stderr
         r = run(home, d, "run", "idle", "-e", "echo again")
         assert r.stdout == "again\n", r.stderr

@@ -283,6 +283,12 @@ pid_t msb_vm_pid(const struct msb_vm *vm);
  * can take in output of several execs. */
 int msb_vm_poll_fd(const struct msb_vm *vm);
 
+/* Takes in what arrived on the VM connection without waiting (for a
+ * caller that polls msb_vm_poll_fd() with no exec to read from): 0, or a
+ * negative errno with @err set once the VM is gone (its VMM killed, the
+ * guest crashed). */
+int msb_vm_pump(struct msb_vm *vm, struct msb_err *err);
+
 /* Round trip to the agent: sends a PING and waits for its PONG. Returns 0 or
  * a negative errno with @err set. */
 int msb_vm_ping(struct msb_vm *vm, int timeout_ms, struct msb_err *err);

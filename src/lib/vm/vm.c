@@ -48,6 +48,12 @@ int msb_vm_poll_fd(const struct msb_vm *vm)
 	return vm->fd;
 }
 
+int msb_vm_pump(struct msb_vm *vm, struct msb_err *err)
+{
+	int e = conn_pump(vm, 0, err);
+	return e == -ETIMEDOUT || e == -EINTR ? 0 : e;
+}
+
 /* The clock and the random pool: a guest must never share either with
  * another (a restored snapshot would otherwise replay both). */
 static int seed_guest(struct msb_vm *vm, struct msb_err *err)
