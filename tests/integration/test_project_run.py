@@ -355,8 +355,15 @@ def test_two_projects_with_the_same_sandbox_name(home, image, tmp_path, vm):
         d.mkdir()
         (d / "Sandboxfile").write_text(CHAIN.format(image=image))
     try:
-        for d in (one, two):
-            assert run(home, d, "up", "idle").returncode == 0
+        assert run(home, one, "up", "idle").returncode == 0
+        # run -d: in the background with its command, which logs
+        r = run(home, two, "run", "-d", "idle", "-e", "echo detached; exec sleep 1000")
+        assert (r.returncode, r.stdout) == (0, ""), r.stderr
+        for _ in range(100):
+            if "detached" in run(home, two, "log", "idle").stdout:
+                break
+            time.sleep(0.1)
+        assert "detached\n" in run(home, two, "log", "idle").stdout
         for d in (one, two):
             r = run(home, d, "run", "idle", "-e", f"echo {d.name} > /mine; cat /mine")
             assert r.stdout == f"{d.name}\n", r.stderr
