@@ -122,8 +122,12 @@ int attach_run(int fd, const struct attach_cmd *c)
 				kp_buf_frame(&tx, KP_EOF, NULL, 0);
 			}
 		}
-		if (flush(fd, &tx) < 0)
-			break;
+		if (flush(fd, &tx) < 0) {
+			/* the keeper closed its side: the command ended before it
+			 * took all we had; its EXIT is still there to read */
+			tx.len = 0;
+			in_open = 0;
+		}
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			uint8_t buf[KP_MAX_DATA];
 			ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);

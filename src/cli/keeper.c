@@ -206,6 +206,15 @@ static int client_frames(struct msb_vm *vm, struct att *a)
 	return 0;
 }
 
+static int frame_ready(const struct kp_buf *b)
+{
+	uint8_t type;
+	const uint8_t *p;
+	uint32_t len;
+	size_t total;
+	return kp_next(b, KP_MAX_FRAME, &type, &p, &len, &total) != 0;
+}
+
 /* Stdin taken in goes to the command as flow control allows. */
 static int feed_stdin(struct att *a, struct msb_err *err)
 {
@@ -412,7 +421,10 @@ int keeper_serve(const struct keeper_opts *o)
 		    (struct pollfd){.fd = !m->done && !m->in_len ? m->in_fd : -1, .events = POLLIN};
 		for (size_t i = 1; i < n; i++) {
 			struct att *a = &atts[i];
-			short ev = (short)((a->in_len ? 0 : POLLIN) | (a->tx.len ? POLLOUT : 0));
+			/* more from a client only once what it sent is passed on:
+			 * its socket's buffer holds the rest, so it waits, not us */
+			short ev = (short)((a->in_len || frame_ready(&a->rx) ? 0 : POLLIN) |
+			                   (a->tx.len ? POLLOUT : 0));
 			pf[2 + i] = (struct pollfd){.fd = a->sock, .events = ev};
 			waiting |= a->in_len > 0;
 		}
@@ -444,7 +456,8 @@ int keeper_serve(const struct keeper_opts *o)
 			struct att *a = &atts[i];
 			if (a->remote && a->sock < 0)
 				continue;
-			if (feed_stdin(a, &err) < 0 || drain_output(a, &err) < 0) {
+			if (feed_stdin(a, &err) < 0 || (a->remote && client_frames(o->vm, a) < 0) ||
+			    drain_output(a, &err) < 0) {
 				if (!a->remote)
 					failed = 1;
 				else

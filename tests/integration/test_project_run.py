@@ -7,6 +7,7 @@ warm snapshot (the `home` fixture), so each start is a restore. A project
 sandbox keeps its writable layer (.msb/sandboxes/NAME/rw.ext4) between
 runs, which several tests check by what a second run finds.
 """
+import hashlib
 import os
 import re
 import signal
@@ -195,6 +196,13 @@ def test_up_order_attach_status_log_down(home, image, tmp_path, vm):
         assert (r.returncode, r.stdout) == (0, "hello from api x\n"), r.stderr
         r = run(home, d, "shell", "api", input="echo in $HOSTNAME; exit 4\n")
         assert (r.returncode, r.stdout) == (4, "in api\n"), r.stderr
+        # bulk stdin and output through the keeper arrive byte-exact
+        data = os.urandom(8 << 20)
+        r = subprocess.run([str(MSB), "run", "api", "-e", "sha256sum; head -c 4194304 /dev/zero"],
+                           env=home, cwd=d, input=data, capture_output=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout[:64] == hashlib.sha256(data).hexdigest().encode(), r.stdout[:80]
+        assert r.stdout[64:].lstrip(b" -\n") == bytes(4 << 20)
         # memory figures move when the guest allocates (64 MiB in tmpfs)
         before = status(home, d)["api"][2]
         r = run(home, d, "run", "api", "-e", "head -c 67108864 /dev/zero > /dev/shm/fill")
