@@ -153,6 +153,11 @@ sandboxes:
   idle:
     image: "{image}"
     memory: 256
+  chatty:
+    image: "{image}"
+    memory: 256
+    scripts:
+      start: 'yes 0123456789abcdef0123456789abcdef | head -c 9437184; echo; echo last line; exec sleep 1000'
 """
 
 
@@ -187,7 +192,8 @@ def test_up_order_attach_status_log_down(home, image, tmp_path, vm):
         st = status(home, d)
         assert [st[n][0] for n in ("db", "api", "web", "idle")] == ["running"] * 3 + ["stopped"]
         listed = {ln.split()[0]: ln.split()[6] for ln in run(home, d, "list").stdout.splitlines()[1:]}
-        assert listed == {"web": "running", "api": "running", "db": "running", "idle": "stopped"}
+        assert listed == {"web": "running", "api": "running", "db": "running", "idle": "stopped",
+                          "chatty": "stopped"}
         # up again: nothing to do for those
         r = run(home, d, "up", "api")
         assert "db: running already" in r.stdout and "api: running already" in r.stdout
@@ -383,3 +389,22 @@ def test_two_projects_with_the_same_sandbox_name(home, image, tmp_path, vm):
     finally:
         for d in (one, two):
             run(home, d, "down")
+
+
+def test_log_is_capped_and_rotated(home, image, tmp_path, vm):
+    """9 MiB of output: the log is rotated at 8 MiB (NAME.log.1), so a chatty
+    sandbox cannot fill the disk; msb log shows the current one."""
+    d = project(tmp_path, CHAIN.format(image=image))
+    log = d / ".msb" / "log" / "chatty.log"
+    try:
+        assert run(home, d, "up", "chatty").returncode == 0
+        for _ in range(600):
+            if "last line" in log.read_text(errors="replace"):
+                break
+            time.sleep(0.1)
+        old = log.with_name("chatty.log.1")
+        assert old.exists() and 8 << 20 <= old.stat().st_size < (8 << 20) + (1 << 20)
+        assert log.stat().st_size < 2 << 20
+        assert run(home, d, "log", "-n", "1", "chatty").stdout == "last line\n"
+    finally:
+        run(home, d, "down")
