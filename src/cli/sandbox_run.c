@@ -308,10 +308,12 @@ int sandbox_start_detached(const struct project *p, const struct sf_sandbox *sb,
 			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 				return 0; /* it ran and ended already */
 			if (WIFEXITED(st))
-				fprintf(stderr, "msb: error: sandbox '%s' ended at once (status %d)\n",
+				fprintf(stderr,
+				        "msb: error: sandbox '%s' ended at once (status %d)\n",
 				        sb->name.s, WEXITSTATUS(st));
 			else
-				fprintf(stderr, "msb: error: sandbox '%s' did not start (signal %d)\n",
+				fprintf(stderr,
+				        "msb: error: sandbox '%s' did not start (signal %d)\n",
 				        sb->name.s, WTERMSIG(st));
 			show_log_tail(k.log);
 			return 1;
