@@ -258,8 +258,14 @@ $(B)/fuzz/fuzz_sandboxfile: tests/fuzz/fuzz_sandboxfile.c $(wildcard src/lib/pro
 	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -Isrc/lib/util \
 		-o $@ $(filter %.c,$^) -lyaml
 
-fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile $(B)/fuzz/fuzz_user $(B)/fuzz/fuzz_sandboxfile
+$(B)/fuzz/fuzz_keeper_proto: tests/fuzz/fuzz_keeper_proto.c src/cli/keeper_proto.c
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Isrc -o $@ $^
+
+fuzz: $(B)/fuzz/fuzz_proto $(B)/fuzz/fuzz_snapfile $(B)/fuzz/fuzz_user $(B)/fuzz/fuzz_sandboxfile \
+		$(B)/fuzz/fuzz_keeper_proto
 	$(B)/fuzz/fuzz_proto -max_total_time=60
+	$(B)/fuzz/fuzz_keeper_proto -max_total_time=60
 	$(B)/fuzz/fuzz_snapfile -max_total_time=60
 	$(B)/fuzz/fuzz_user -max_total_time=60
 	@mkdir -p $(B)/fuzz/sandboxfile-corpus # new inputs go there, not into tests/data
