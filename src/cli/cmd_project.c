@@ -129,8 +129,8 @@ int cmd_init(int argc, char **argv)
 		fprintf(stderr, "msb: error: cannot write %s: %s\n", file, strerror(-e));
 		return 1;
 	}
-	if (mkdir(state, 0755) < 0 && errno != EEXIST) {
-		fprintf(stderr, "msb: error: cannot create %s: %s\n", state, strerror(errno));
+	if ((e = project_msb_dir(state)) < 0) {
+		fprintf(stderr, "msb: error: cannot create %s: %s\n", state, strerror(-e));
 		return 1;
 	}
 	fprintf(stderr, "msb: wrote %s; edit it, then: msb list\n", file);

@@ -8,6 +8,7 @@
 #include "lib/image/pull.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,24 @@ const struct sf_sandbox *project_sandbox(const struct project *p, const char *na
 		return NULL;
 	}
 	return sb;
+}
+
+int project_msb_dir(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	/* 16 GiB sparse layers, logs and sockets are no one's source code */
+	char ignore[PATH_MAX];
+	if (fs_path(ignore, sizeof(ignore), "%s/.gitignore", path))
+		return -ENAMETOOLONG;
+	int fd = open(ignore, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -errno;
+	static const char text[] =
+	    "# msb's state of this project: writable layers, logs, sockets\n*\n";
+	int e = write(fd, text, sizeof(text) - 1) == (ssize_t)(sizeof(text) - 1) ? 0 : -EIO;
+	close(fd);
+	return e;
 }
 
 int project_state_dir(const struct project *p, const char *name, char *buf, size_t len)
@@ -279,7 +298,12 @@ static int ensure_disk(const struct project *p, const struct sf_sandbox *sb, con
 		fprintf(stderr, "msb: error: the project's path is too long\n");
 		return 1;
 	}
-	int e = fs_mkdir_p(dir);
+	char msbdir[PATH_MAX];
+	int e = fs_path(msbdir, sizeof(msbdir), "%s/.msb", p->dir);
+	if (!e)
+		e = project_msb_dir(msbdir);
+	if (!e)
+		e = fs_mkdir_p(dir);
 	if (e < 0) {
 		fprintf(stderr, "msb: error: cannot create %s: %s\n", dir, strerror(-e));
 		return 1;

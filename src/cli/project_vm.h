@@ -35,6 +35,10 @@ void project_close(struct project *p);
  * after printing why. */
 const struct sf_sandbox *project_sandbox(const struct project *p, const char *name);
 
+/* Makes a project's .msb directory at @path (if missing) with a .gitignore
+ * that keeps all of it out of the project's repository. 0 or -errno. */
+int project_msb_dir(const char *path);
+
 /* .msb/sandboxes/NAME, its writable layer, and .msb/log/NAME.log. */
 int project_state_dir(const struct project *p, const char *name, char *buf, size_t len);
 int project_disk_path(const struct project *p, const char *name, char *buf, size_t len);

@@ -31,6 +31,7 @@ def test_init_writes_a_project_that_parses(env, tmp_path):
     r = msb(env, "init", str(d))
     assert r.returncode == 0, r.stderr
     assert (d / ".msb").is_dir()
+    assert (d / ".msb" / ".gitignore").read_text().splitlines()[-1] == "*"
     text = (d / "Sandboxfile").read_text()
     assert text.startswith("#")
     r = msb(env, "list", "-f", str(d))

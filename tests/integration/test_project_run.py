@@ -108,6 +108,7 @@ def test_run_scripts_env_args_exit_codes_and_kept_layer(home, image, tmp_path, v
         r = run(home, d, "run", "app~keep")
         assert (r.returncode, r.stdout.strip()) == (0, want), r.stderr
     disk = d / ".msb" / "sandboxes" / "app" / "rw.ext4"
+    assert (d / ".msb" / ".gitignore").exists()  # no msb init here: made on first run
     assert disk.stat().st_blocks * 512 < 64 << 20 < disk.stat().st_size  # sparse
     # clean asks (no terminal here: refused), then --force resets it
     r = run(home, d, "clean", "app", stdin=subprocess.DEVNULL)
