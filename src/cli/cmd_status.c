@@ -7,6 +7,7 @@
 #include "sandbox_run.h"
 
 #include "fsutil.h"
+#include "lib/image/store.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,8 @@ static void status_usage(FILE *f)
 	           "The project's sandboxes: running or not, the VM's pid, uptime, CPU use over\n"
 	           "half a second, memory the VM takes on this machine, and the space its\n"
 	           "writable layer takes on disk.\n\n"
+	           "  -a, --all        every running sandbox of every project (no Sandboxfile\n"
+	           "                   needed)\n"
 	           "  -f, --file PATH  the Sandboxfile, or the project directory\n");
 }
 
@@ -103,8 +106,46 @@ static void duration(long s, char *buf, size_t len)
 		snprintf(buf, len, "%ldd", s / 86400);
 }
 
+/* msb status --all: the records of every project. */
+static int status_all(void)
+{
+	struct store *s;
+	if (cli_open_store(&s))
+		return 1;
+	struct sandbox_record *recs = NULL;
+	size_t n = 0;
+	char why[1024];
+	int e = sandbox_record_list(s, NULL, &recs, &n, why, sizeof(why));
+	store_close(s);
+	if (e < 0) {
+		fprintf(stderr, "msb: error: cannot read the running sandboxes: %s\n", why);
+		return 1;
+	}
+	printf("%-16s %8s %7s %9s  %s\n", "NAME", "PID", "UPTIME", "MEMORY", "PROJECT");
+	for (size_t i = 0; i < n; i++) {
+		char pid[16] = "-", upt[32], mem[32] = "-";
+		if (recs[i].vmm > 0) {
+			snprintf(pid, sizeof(pid), "%d", (int)recs[i].vmm);
+			human((uint64_t)rss_kib(recs[i].vmm) << 10, mem, sizeof(mem));
+		}
+		duration((long)(time(NULL) - recs[i].started), upt, sizeof(upt));
+		printf("%-16s %8s %7s %9s  %s\n", recs[i].name, pid, upt, mem, recs[i].project);
+	}
+	sandbox_records_free(recs, n);
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-a") || !strcmp(argv[i], "--all")) {
+			if (argc != 2) {
+				fprintf(stderr, "msb %s: --all takes no other arguments\n",
+				        argv[0]);
+				return 2;
+			}
+			return status_all();
+		}
 	struct project_args a;
 	int rc;
 	if (!project_args_begin(argc, argv, PA_KNOWN, status_usage, &a, &rc))

@@ -387,6 +387,10 @@ def test_two_projects_with_the_same_sandbox_name(home, image, tmp_path, vm):
         assert status(home, two)["idle"][0] == "running"
         r = run(home, two, "run", "idle", "-e", "cat /mine")
         assert r.stdout == "two\n", r.stderr
+        # every project's running sandboxes, from anywhere
+        r = run(home, tmp_path, "status", "--all")
+        rows = [ln.split() for ln in r.stdout.splitlines()[1:]]
+        assert [(x[0], x[-1]) for x in rows] == [("idle", str(two))], r.stdout + r.stderr
     finally:
         for d in (one, two):
             run(home, d, "down")
