@@ -213,7 +213,7 @@ def test_help_and_usage_errors(env):
 # bash completion
 # --------------------------------------------------------------------------------------
 
-def complete(env, *words, line=None):
+def complete(env, *words, line=None, cwd=None):
     """COMPREPLY of _msb for the words (the last being completed), or for a
     command line as bash hands it over (COMP_LINE, COMP_POINT at its end)."""
     setup = f"COMP_LINE={shlex.quote(line)}; COMP_POINT=${{#COMP_LINE}}; " if line else ""
@@ -222,7 +222,7 @@ def complete(env, *words, line=None):
               f"COMP_CWORD={len(words) - 1}; {setup}_msb; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
     e = dict(env, PATH=f"{MSB.parent}:{env['PATH']}")
     r = subprocess.run(["bash", "--norc", "-c", script], env=e, capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, cwd=cwd)
     assert r.returncode == 0, r.stderr
     return [w for w in r.stdout.splitlines() if w]
 
@@ -247,9 +247,10 @@ def test_completion_commands_and_options(env, bindir):
     (bindir / "mine").write_text("#!/bin/sh\n")
     (bindir / "ours").write_text("#!/bin/sh\n" + MARKER + "\nexec true\n")
     assert complete(env, "msb", "uninstall", "--dir", str(bindir), "") == ["ours"]
-    r = subprocess.run(["bash", "--norc", "-c", f"source {COMPLETION}; complete -p msb msx msi"],
+    r = subprocess.run(["bash", "--norc", "-c",
+                        f"source {COMPLETION}; complete -p msb msx msi msr"],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stdout.count("-F _msb") == 3, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.count("-F _msb") == 4, r.stdout + r.stderr
 
 
 def test_completion_images_and_sandboxes(home, image, tmp_path):
@@ -266,3 +267,5 @@ def test_completion_images_and_sandboxes(home, image, tmp_path):
     assert names and "NAME" not in names
     listed = ok(msb(home, "list", "-f", str(proj))).stdout.splitlines()[1:]
     assert names == [ln.split()[0] for ln in listed]
+    # msr is msb run: its first word is a sandbox
+    assert complete(home, "msr", "", cwd=proj) == names
