@@ -436,6 +436,7 @@ int keeper_serve(const struct keeper_opts *o)
 			failed = 1;
 			break;
 		}
+		size_t polled = n; /* a client accepted now has no pollfd yet */
 		if ((pf[1].revents & POLLIN) && n <= MAX_CLIENTS) {
 			int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 			if (c >= 0) {
@@ -446,7 +447,7 @@ int keeper_serve(const struct keeper_opts *o)
 		if (pf[2].revents)
 			local_stdin(m);
 		for (size_t i = 1; i < n; i++)
-			if (client_io(o->vm, &atts[i], pf[2 + i].revents) < 0)
+			if (client_io(o->vm, &atts[i], i < polled ? pf[2 + i].revents : 0) < 0)
 				att_close_remote(&atts[i]);
 		/* the VM's news: output, credit, or its end, which without a main
 		 * command nobody else would notice */
