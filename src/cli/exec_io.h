@@ -1,7 +1,8 @@
 /*
  * What every command that runs something in a sandbox shares (msb exe, run,
- * shell, and msb run's client side): environment lists, the user's
- * terminal, and the loop that moves a command's stdin and output.
+ * shell, and msb run's client side): environment lists and the user's
+ * terminal. The loop that moves a command's stdin and output is the
+ * keeper's (keeper.h); exec_run() is a keeper without a socket.
  */
 #ifndef MSB_CLI_EXEC_IO_H
 #define MSB_CLI_EXEC_IO_H
@@ -34,14 +35,6 @@ int term_resized(void);
 
 /* write() all of it, through EINTR; -1 with errno on failure. */
 int write_all(int fd, const void *p, size_t n);
-
-/*
- * Copies stdin to the command and its output to ours until it ends, and
- * passes on what the user does: window size changes, and (without a
- * terminal) SIGINT/SIGTERM/SIGHUP, the first to the command, a second one
- * ends the sandbox (-EINTR). Returns 0 or a negative errno with @err set.
- */
-int exec_pump(struct msb_vm *vm, struct msb_exec *x, int tty, struct msb_err *err);
 
 /*
  * Runs @xo in @vm with the user's stdin, stdout and stderr (a terminal's

@@ -340,22 +340,22 @@ static void rotate_log(const struct keeper_opts *o)
 
 int keeper_serve(const struct keeper_opts *o)
 {
-	char path[4200];
-	if (fs_path(path, sizeof(path), "%s/ctl.sock", o->sock_dir)) {
+	char path[4200] = "";
+	int lfd = -1;
+	if (o->sock_dir && fs_path(path, sizeof(path), "%s/ctl.sock", o->sock_dir)) {
 		fprintf(stderr, "msb: error: path too long: %s\n", o->sock_dir);
 		return 1;
 	}
-	int lfd = listen_at(path);
-	if (lfd < 0) {
+	if (o->sock_dir && (lfd = listen_at(path)) < 0) {
 		fprintf(stderr, "msb: error: cannot listen on %s: %s\n", path, strerror(-lfd));
 		return 1;
 	}
-	if (o->listening)
-		o->listening(o->listening_arg, path);
 	struct att *atts = calloc(MAX_CLIENTS + 1, sizeof(*atts));
 	if (!atts) {
-		close(lfd);
-		unlink(path);
+		if (lfd >= 0) {
+			close(lfd);
+			unlink(path);
+		}
 		fprintf(stderr, "msb: error: out of memory\n");
 		return 1;
 	}
@@ -392,10 +392,17 @@ int keeper_serve(const struct keeper_opts *o)
 	for (;;) {
 		if (cli_stop_count() > stops) {
 			stops = cli_stop_count();
-			if (m->done || stops > 1)
-				break; /* nothing to wait for, or asked twice */
+			if (m->done) /* nothing to wait for */
+				break;
+			if (stops > 1) { /* asked twice: the sandbox goes now */
+				fprintf(stderr, "msb: error: stopped by signal %d\n",
+				        cli_stop_signal());
+				rc = 128 + cli_stop_signal();
+				break;
+			}
 			msb_exec_signal(m->x, cli_stop_signal(), NULL);
-			stop_deadline = mono_ms() + o->stop_grace_ms;
+			if (o->stop_grace_ms > 0)
+				stop_deadline = mono_ms() + o->stop_grace_ms;
 		}
 		if (stop_deadline >= 0 && mono_ms() >= stop_deadline) {
 			fprintf(stderr,
@@ -493,7 +500,9 @@ out:
 		att_close_remote(&atts[i]);
 	msb_exec_free(m->x);
 	free(atts);
-	close(lfd);
-	unlink(path);
+	if (lfd >= 0) {
+		close(lfd);
+		unlink(path);
+	}
 	return rc;
 }

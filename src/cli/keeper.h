@@ -13,29 +13,29 @@
 
 struct keeper_opts {
 	struct msb_vm *vm;    /* started, root mounted; the caller stops it */
-	const char *sock_dir; /* where ctl.sock goes (a private directory) */
+	const char *sock_dir; /* where ctl.sock goes (a private directory);
+	                         NULL: no socket, the main command only (msb exe) */
 	/* The main command, or NULL: none (the sandbox idles until stopped). */
 	struct msb_exec_opts *main;
 	/* Its I/O: @in_fd (-1: none) to its stdin; stdout and stderr to out_fd
 	 * and err_fd. With main->tty, in_fd is the user's terminal. */
 	int in_fd, out_fd, err_fd;
 	/* A stop signal (cli_catch_stop_signals()) goes to the main command
-	 * first; the sandbox ends when it exits, or after this many ms. */
+	 * first; the sandbox ends when it exits, after this many ms (0: no
+	 * limit), or at a second stop signal. */
 	int stop_grace_ms;
 	/* Detached: out_fd and err_fd are this log file (opened for append);
 	 * past @log_cap bytes it becomes @log.1 (the one before is dropped) and
 	 * a new one starts, so a chatty service cannot fill the disk. */
 	const char *log;
 	size_t log_cap;
-	/* Called once the socket listens (to record it), with its path. */
-	void (*listening)(void *arg, const char *path);
-	void *listening_arg;
 };
 
 /*
  * Serves until the main command exits (or, without one, until a stop
- * signal). Returns the exit status msb gives for the main command (as
- * exec_run()), 0 for a sandbox without one, or 1 when the sandbox failed
+ * signal). Returns the exit status msb gives for the main command (its
+ * own, 128+N for signal N, 127 when the program is not there, 126 when it
+ * cannot start), 0 for a sandbox without one, or 1 when the sandbox failed
  * (after printing why). The socket is gone on return.
  */
 int keeper_serve(const struct keeper_opts *o);
