@@ -221,6 +221,8 @@ int cmd_list(int argc, char **argv)
 	if (r)
 		return load_status(r);
 	const struct sandboxfile *sf = p.sf;
+	struct sandbox_record *recs = calloc(sf->nsandboxes + 1, sizeof(*recs));
+	int known = recs && sandbox_records_of(&p, recs) == 0;
 	printf("%-20s %-8s %-36s %8s %5s  %-8s %s\n", "NAME", "KIND", "IMAGE", "MEMORY", "CPUS",
 	       "STATUS", "DEPENDS ON");
 	for (size_t i = 0; i < sf->nsandboxes; i++) {
@@ -228,16 +230,14 @@ int cmd_list(int argc, char **argv)
 		char deps[512], mem[32];
 		join(&s->depends_on, deps, sizeof(deps));
 		snprintf(mem, sizeof(mem), "%u MiB", s->memory.v);
-		struct sandbox_record rec;
-		int up = sandbox_running(&p, s->name.s, &rec);
-		if (up > 0)
-			sandbox_record_free(&rec);
 		printf("%-20s %-8s %-36s %8s %5u  %-8s %s\n", s->name.s, "sandbox", s->image.s, mem,
 		       s->cpus.v,
-		       up > 0    ? "running"
-		       : up == 0 ? "stopped"
-		                 : "?",
+		       !known         ? "?"
+		       : recs[i].name ? "running"
+		                      : "stopped",
 		       deps);
+		if (recs)
+			sandbox_record_free(&recs[i]);
 	}
 	for (size_t i = 0; i < sf->nbuilds; i++) {
 		const struct sf_build *b = &sf->builds[i];
@@ -246,6 +246,7 @@ int cmd_list(int argc, char **argv)
 		printf("%-20s %-8s %-36s %8s %5u  %-8s %s\n", b->name.s, "build", b->image.s, mem,
 		       b->cpus.v, "-", "-");
 	}
+	free(recs);
 	project_close(&p);
 	return 0;
 }

@@ -153,18 +153,13 @@ int cmd_status(int argc, char **argv)
 	const struct project *p = &a.p;
 	size_t n = p->sf->nsandboxes;
 	struct sandbox_record *recs = calloc(n + 1, sizeof(*recs));
-	int *up = calloc(n + 1, sizeof(int));
 	unsigned long long *t0 = calloc(n + 1, sizeof(*t0));
 	int any = 0;
-	rc = !recs || !up || !t0;
+	rc = !recs || !t0 || sandbox_records_of(p, recs) < 0;
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (!project_args_picked(&a, p->sf->sandboxes[i].name.s))
 			continue;
-		int r = sandbox_running(p, p->sf->sandboxes[i].name.s, &recs[i]);
-		if (r < 0)
-			rc = 1;
-		up[i] = r > 0;
-		if (up[i] && recs[i].vmm > 0) {
+		if (recs[i].name && recs[i].vmm > 0) {
 			t0[i] = cpu_ticks(recs[i].vmm);
 			any = 1;
 		}
@@ -188,7 +183,7 @@ int cmd_status(int argc, char **argv)
 		if (!project_disk_path(p, name, disk, sizeof(disk)) &&
 		    msb_disk_usage(disk, &bytes, NULL) == 0)
 			human(bytes, dsz, sizeof(dsz));
-		if (up[i] && recs[i].vmm > 0) {
+		if (recs[i].name && recs[i].vmm > 0) {
 			snprintf(pid, sizeof(pid), "%d", (int)recs[i].vmm);
 			duration((long)(time(NULL) - recs[i].started), upt, sizeof(upt));
 			unsigned long long t1 = cpu_ticks(recs[i].vmm);
@@ -200,7 +195,7 @@ int cmd_status(int argc, char **argv)
 			human((uint64_t)rss_kib(recs[i].vmm) << 10, mem, sizeof(mem));
 		}
 		printf("%-16s %-8s %8s %7s %6s %9s %9s\n", name,
-		       !up[i]            ? "stopped"
+		       !recs[i].name     ? "stopped"
 		       : recs[i].vmm > 0 ? "running"
 		                         : "starting",
 		       pid, upt, cpu, mem, dsz);
@@ -209,7 +204,6 @@ int cmd_status(int argc, char **argv)
 		for (size_t i = 0; i < n; i++)
 			sandbox_record_free(&recs[i]);
 	free(recs);
-	free(up);
 	free(t0);
 	project_args_end(&a);
 	return rc;

@@ -91,26 +91,26 @@ static int stop_one(const struct project *p, const char *name)
 	if (r <= 0)
 		return r < 0;
 	pid_t keeper = rec.keeper, vmm = rec.vmm;
+	uint64_t start = rec.keeper_start;
 	sandbox_record_free(&rec);
 	kill(keeper, SIGTERM);
-	for (int waited = 0; waited < DOWN_WAIT_MS; waited += 100) {
-		if ((r = sandbox_running(p, name, &rec)) <= 0)
-			break;
-		sandbox_record_free(&rec);
+	/* the keeper releases its record as it ends: its end is enough to see */
+	int alive = 1;
+	for (int waited = 0; waited < DOWN_WAIT_MS && alive; waited += 100) {
 		struct timespec ts = {.tv_nsec = 100 * 1000000L};
 		nanosleep(&ts, NULL);
+		alive = sandbox_proc_start(keeper) == start;
 	}
-	if (r > 0) {
+	if (alive) {
 		fprintf(stderr, "msb: %s did not stop in %d s: killing it\n", name,
 		        DOWN_WAIT_MS / 1000);
 		kill(keeper, SIGKILL);
 		if (vmm > 0)
 			kill(vmm, SIGKILL);
-		sandbox_record_free(&rec);
 	}
 	printf("%s: down\n", name);
 	fflush(stdout);
-	return r < 0;
+	return 0;
 }
 
 int cmd_down(int argc, char **argv)

@@ -151,6 +151,12 @@ static int read_env_file(const struct project *p, const struct sf_sandbox *sb, s
 	int ln = 0, rc = 0;
 	while (!rc && fgets(line, sizeof(line), in)) {
 		ln++;
+		if (!strchr(line, '\n') && !feof(in)) { /* never cut a value short */
+			fprintf(stderr, "msb: error: %s:%d: a line longer than %zu bytes\n", path, ln,
+			        sizeof(line) - 2);
+			rc = 1;
+			break;
+		}
 		size_t len = strcspn(line, "\r\n");
 		line[len] = 0;
 		char *k = line + strspn(line, " \t");

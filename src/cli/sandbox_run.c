@@ -53,6 +53,33 @@ int sandbox_running(const struct project *p, const char *name, struct sandbox_re
 	return 1;
 }
 
+int sandbox_records_of(const struct project *p, struct sandbox_record *by_index)
+{
+	size_t ns = p->sf->nsandboxes;
+	memset(by_index, 0, ns * sizeof(*by_index));
+	struct store *s;
+	if (cli_open_store(&s))
+		return -1;
+	struct sandbox_record *recs = NULL;
+	size_t n = 0;
+	char why[1024];
+	int e = sandbox_record_list(s, p->dir, &recs, &n, why, sizeof(why));
+	store_close(s);
+	if (e < 0) {
+		fprintf(stderr, "msb: error: cannot read the running sandboxes: %s\n", why);
+		return -1;
+	}
+	for (size_t r = 0; r < n; r++)
+		for (size_t i = 0; i < ns; i++)
+			if (!strcmp(recs[r].name, p->sf->sandboxes[i].name.s)) {
+				by_index[i] = recs[r]; /* its strings move along */
+				memset(&recs[r], 0, sizeof(recs[r]));
+				break;
+			}
+	sandbox_records_free(recs, n);
+	return 0;
+}
+
 /* ---- the keeper ---------------------------------------------------------- */
 
 struct keep {

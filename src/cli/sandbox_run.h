@@ -25,6 +25,11 @@ struct run_what {
  * Returns 1 when it runs, 0 when not, -1 after printing an error. */
 int sandbox_running(const struct project *p, const char *name, struct sandbox_record *out);
 
+/* The live records of all @p's sandboxes at once, by their index in the
+ * Sandboxfile (zeroed, name NULL, for one that does not run); free each
+ * with sandbox_record_free(). Returns 0, or -1 after printing an error. */
+int sandbox_records_of(const struct project *p, struct sandbox_record *by_index);
+
 /* Runs @w in this process as the sandbox's keeper, with the terminal.
  * Returns msb's exit status. */
 int sandbox_run_here(const struct project *p, const struct sf_sandbox *sb,

@@ -129,6 +129,9 @@ def test_env_file_errors(home, image, tmp_path):
     (d / ".env").write_text("GOOD=1\nnot a line\n")
     r = run(home, d, "run", "app")
     assert r.returncode == 1 and ".env:2: expected KEY=VALUE" in r.stderr, r.stderr
+    (d / ".env").write_text("GOOD=1\nLONG=" + "v" * 9000 + "\n")
+    r = run(home, d, "run", "app")
+    assert r.returncode == 1 and ".env:2: a line longer than" in r.stderr, r.stderr
 
 
 CHAIN = """\
