@@ -8,21 +8,12 @@
  * src/cli/keeper_proto.c; with -DFUZZ_REPLAY (any compiler) main() runs each
  * file named on the command line instead.
  */
+#include "fuzz_harness.h"
 #include "cli/keeper_proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #x);                    \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static void check_exec(const uint8_t *p, uint32_t len)
 {
@@ -61,21 +52,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	kp_buf_free(&rx);
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY
-int main(int argc, char **argv)
-{
-	static uint8_t buf[1 << 21];
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		size_t n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	return 0;
-}
-#endif

@@ -10,21 +10,12 @@
  * src/proto/proto.c and src/proto/messages.c; with -DFUZZ_REPLAY (any
  * compiler) main() runs each file named on the command line instead.
  */
+#include "fuzz_harness.h"
 #include "proto/proto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x)) {                                                                        \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, #x);                    \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 /* Re-encodes an accepted message and compares with what was decoded. */
 #define SAME(enc, p, len)                                                                          \
@@ -188,42 +179,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	return 0;
 }
-
-#ifdef FUZZ_REPLAY
-/* Runs each file named on the command line through the harness. */
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		if (!f) {
-			perror(argv[i]);
-			return 1;
-		}
-		size_t cap = 4096, n = 0, got;
-		uint8_t *buf = malloc(cap);
-		if (!buf)
-			return 1;
-		while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-			n += got;
-			if (n == cap) {
-				uint8_t *nb = realloc(buf, cap * 2);
-				if (!nb)
-					return 1;
-				buf = nb;
-				cap *= 2;
-			}
-		}
-		int bad = ferror(f);
-		fclose(f);
-		if (bad) {
-			fprintf(stderr, "%s: read error\n", argv[i]);
-			free(buf);
-			return 1;
-		}
-		LLVMFuzzerTestOneInput(buf, n);
-		free(buf);
-		printf("%s: ok (%zu bytes)\n", argv[i], n);
-	}
-	return 0;
-}
-#endif
