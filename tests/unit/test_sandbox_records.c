@@ -20,25 +20,9 @@
 
 #include "lib/image/sandbox_records.h"
 #include "lib/image/store.h"
+#include "test_home.h"
 
-static char home[PATH_MAX];
 static char why[512];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(home, sizeof(home), "/tmp/msb-test-sbx-XXXXXX");
-	assert_non_null(mkdtemp(home));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
-	return system(cmd);
-}
 
 static struct store *open_store(void)
 {

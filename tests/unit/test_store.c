@@ -15,25 +15,8 @@
 #include <unistd.h>
 
 #include "lib/image/store.h"
+#include "test_home.h"
 #include "sha256.h"
-
-static char home[PATH_MAX];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(home, sizeof(home), "/tmp/msb-test-store-XXXXXX");
-	assert_non_null(mkdtemp(home));
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	char cmd[PATH_MAX + 16];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", home);
-	return system(cmd);
-}
 
 static void digest_of(const char *s, char out[SHA256_DIGEST_STR])
 {
