@@ -1040,32 +1040,28 @@ def hostile_image(tmp, kind="all", tag="latest"):
     return _cached(tmp, f"hostile-{kind}-{tag}", build)
 
 
-def docker_archive(tmp, image=None, ref="msb-test/busybox:latest"):
-    """skopeo copy oci:LAYOUT:TAG docker-archive:FILE:REF (image defaults to busybox)."""
+def _archive(tmp, image, kind, suffix, name, *flags):
+    """skopeo copy oci:LAYOUT:TAG KIND:FILE:NAME, once per file (image defaults to busybox)."""
     image = image or busybox_image(tmp)
-    out = pathlib.Path(tmp) / f"{image.layout.name}.docker.tar"
-    key = ("docker-archive", str(out))
+    out = pathlib.Path(tmp) / f"{image.layout.name}.{suffix}.tar"
+    key = (kind, str(out))
     with _CACHE_LOCK:
         if key not in _CACHE:
             out.unlink(missing_ok=True)
-            skopeo("copy", "--quiet", f"oci:{image.layout}:{image.tag}",
-                   f"docker-archive:{out}:{ref}", workdir=tmp)
+            skopeo("copy", "--quiet", *flags, f"oci:{image.layout}:{image.tag}",
+                   f"{kind}:{out}:{name}", workdir=tmp)
             _CACHE[key] = out
     return _CACHE[key]
+
+
+def docker_archive(tmp, image=None, ref="msb-test/busybox:latest"):
+    """A docker-archive of @image (busybox by default) naming it @ref."""
+    return _archive(tmp, image, "docker-archive", "docker", ref)
 
 
 def oci_archive(tmp, image=None, tag="latest"):
-    """skopeo copy oci:LAYOUT:TAG oci-archive:FILE:TAG (image defaults to busybox)."""
-    image = image or busybox_image(tmp)
-    out = pathlib.Path(tmp) / f"{image.layout.name}.oci.tar"
-    key = ("oci-archive", str(out))
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            out.unlink(missing_ok=True)
-            skopeo("copy", "--quiet", "--preserve-digests", f"oci:{image.layout}:{image.tag}",
-                   f"oci-archive:{out}:{tag}", workdir=tmp)
-            _CACHE[key] = out
-    return _CACHE[key]
+    """An oci-archive of @image (busybox by default) tagged @tag, digests kept."""
+    return _archive(tmp, image, "oci-archive", "oci", tag, "--preserve-digests")
 
 
 @pytest.fixture(scope="session")
