@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,6 +88,7 @@ struct keep {
 	const struct sf_sandbox *sb;
 	const struct run_what *w;
 	int detached;
+	int ready_fd; /* detached: a byte here says the sandbox is up (-1: none) */
 	char sock_dir[PATH_MAX], log[PATH_MAX];
 };
 
@@ -163,6 +165,12 @@ static int keep(struct keep *k)
 	if (project_vm_start(k->p, k->sb, k->detached, &v))
 		return 1;
 	set_vmm(k, msb_vm_pid(v.vm));
+	if (k->ready_fd >= 0) { /* msb up waits for this, then goes on */
+		if (write(k->ready_fd, "u", 1) < 0)
+			fprintf(stderr, "msb: warning: cannot tell msb up: %s\n", strerror(errno));
+		close(k->ready_fd);
+		k->ready_fd = -1;
+	}
 	int rc = 1, tty = !k->detached && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
 	struct project_cmd c = {0};
 	int main = has_main(k->sb, k->w);
@@ -212,6 +220,7 @@ static int keep_init(struct keep *k, const struct project *p, const struct sf_sa
 	k->sb = sb;
 	k->w = w;
 	k->detached = detached;
+	k->ready_fd = -1;
 	char logdir[PATH_MAX];
 	if (project_state_dir(p, sb->name.s, k->sock_dir, sizeof(k->sock_dir)) ||
 	    project_log_path(p, sb->name.s, k->log, sizeof(k->log)) ||
@@ -286,13 +295,22 @@ int sandbox_start_detached(const struct project *p, const struct sf_sandbox *sb,
 	image_config_free(&cfg);
 	store_image_free(&im);
 	fflush(NULL);
+	int ready[2];
+	if (pipe2(ready, O_CLOEXEC) < 0) {
+		fprintf(stderr, "msb: error: pipe: %s\n", strerror(errno));
+		return 1;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "msb: error: fork: %s\n", strerror(errno));
+		close(ready[0]);
+		close(ready[1]);
 		return 1;
 	}
 	if (pid == 0) {
 		/* the keeper: its own session, nothing of the terminal */
+		close(ready[0]);
+		k.ready_fd = ready[1];
 		setsid();
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		int log = open(k.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -322,39 +340,32 @@ int sandbox_start_detached(const struct project *p, const struct sf_sandbox *sb,
 		release(&k);
 		_exit(rc & 0xff);
 	}
-	/* up once its record names a VMM: the VM runs with its root mounted
-	 * (the keeper sets it right after) */
-	for (int waited = 0; waited < START_WAIT_MS; waited += 50) {
-		int st;
-		if (waitpid(pid, &st, WNOHANG) == pid) {
-			if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
-				fprintf(stderr, "msb: sandbox '%s' is running already\n",
-				        sb->name.s);
-				return 0;
-			}
-			if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-				return 0; /* it ran and ended already */
-			if (WIFEXITED(st))
-				fprintf(stderr,
-				        "msb: error: sandbox '%s' ended at once (status %d)\n",
-				        sb->name.s, WEXITSTATUS(st));
-			else
-				fprintf(stderr,
-				        "msb: error: sandbox '%s' did not start (signal %d)\n",
-				        sb->name.s, WTERMSIG(st));
-			show_log_tail(k.log);
-			return 1;
-		}
-		struct sandbox_record rec;
-		int r = sandbox_running(p, sb->name.s, &rec);
-		if (r < 0)
-			return 1;
-		int up = r && rec.keeper == pid && rec.vmm > 0;
-		sandbox_record_free(&rec);
-		if (up)
+	/* up once the keeper says its VM runs with the root mounted; the pipe
+	 * ends without a word when the keeper does */
+	close(ready[1]);
+	struct pollfd pf = {.fd = ready[0], .events = POLLIN};
+	char word;
+	int r;
+	while ((r = poll(&pf, 1, START_WAIT_MS)) < 0 && errno == EINTR)
+		;
+	ssize_t got = r > 0 ? read(ready[0], &word, 1) : -1;
+	close(ready[0]);
+	if (got == 1)
+		return 0;
+	int st;
+	if (r > 0 && waitpid(pid, &st, 0) == pid) {
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 3) {
+			fprintf(stderr, "msb: sandbox '%s' is running already\n", sb->name.s);
 			return 0;
-		struct timespec ts = {.tv_nsec = 50 * 1000000L};
-		nanosleep(&ts, NULL);
+		}
+		if (WIFEXITED(st))
+			fprintf(stderr, "msb: error: sandbox '%s' ended at once (status %d)\n",
+			        sb->name.s, WEXITSTATUS(st));
+		else
+			fprintf(stderr, "msb: error: sandbox '%s' did not start (signal %d)\n",
+			        sb->name.s, WTERMSIG(st));
+		show_log_tail(k.log);
+		return 1;
 	}
 	fprintf(stderr, "msb: error: sandbox '%s' did not start within %d s; see %s\n", sb->name.s,
 	        START_WAIT_MS / 1000, k.log);
